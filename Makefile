@@ -1,0 +1,71 @@
+# Keel build (GNU make).
+#
+#   make run         boot Keel under QEMU, console on this terminal (^A x quits)
+#   make test        everything CI runs
+#   make toolchain   build (or find in the cache) the GOOS=tamago Go toolchain
+#   make kernel      build build/keel.elf
+#   make clean       remove build/
+#
+# GO is the host go command. TAMAGO, if set, is the go command of a GOOS=tamago
+# toolchain to use instead of ours (e.g. the official TamaGo compiler's bin/go).
+
+GO ?= go
+TAMAGO ?=
+
+# Debian packages that run and test need; scripts/deps.sh installs the missing.
+DEPS := qemu-system-x86 git
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+KERNEL := build/keel.elf
+QEMU := qemu-system-x86_64
+QEMU_ARGS := -machine q35 -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04
+
+# TAMAGO_GO is the go command that builds the kernel. Ours is looked up (and
+# built on first use) only when a recipe needs it, and only once per make run.
+ifeq ($(strip $(TAMAGO)),)
+TOOLCHAIN_DEP := toolchain
+TAMAGO_GO = $(eval TAMAGO_GO := $(shell $(GO) run ./toolchain/cmd/keel-toolchain -go "$(GO)" -print 2>/dev/null))$(TAMAGO_GO)
+else
+TOOLCHAIN_DEP :=
+TAMAGO_GO = $(TAMAGO)
+endif
+
+# The kernel's build environment: GOOS=tamago resolved through the library's
+# goos package, no cgo, baseline amd64 (cpuinit enables neither XSAVE nor AVX).
+TAMAGO_ENV := env -u GOROOT GOOS=tamago GOARCH=amd64 \
+	GOOSPKG=github.com/usbarmory/tamago CGO_ENABLED=0 GOAMD64=v1 GOTOOLCHAIN=local
+# Text at RamStart+64KiB (RAM_START in kernel/pc/cpuinit.go), 4KiB pages.
+KERNEL_LDFLAGS := -T 0x04010000 -R 0x1000 -X main.Version=$(VERSION)
+# The PC board (kernel/pc) supplies its own cpuinit and RamStart in place of
+# the library's amd64 defaults.
+KERNEL_TAGS := linkcpuinit,linkramstart
+
+.DEFAULT_GOAL := kernel
+.PHONY: deps toolchain kernel run test clean
+
+deps:
+	@./scripts/deps.sh $(DEPS)
+
+toolchain:
+	$(GO) run ./toolchain/cmd/keel-toolchain -go "$(GO)"
+
+# Always runs go build: the go command's cache makes an unchanged kernel
+# cheap, and it knows better than make which sources matter.
+kernel: $(TOOLCHAIN_DEP)
+	@test -n "$(TAMAGO_GO)" || { echo "make: no GOOS=tamago go command: the toolchain step failed (see above); retry with make toolchain" >&2; exit 1; }
+	@mkdir -p $(dir $(KERNEL))
+	$(TAMAGO_ENV) $(TAMAGO_GO) build -trimpath -tags $(KERNEL_TAGS) -ldflags "$(KERNEL_LDFLAGS)" -o $(KERNEL) ./kernel
+
+run: deps kernel
+	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL)
+
+# KEEL_GOROOT and KEEL_KERNEL enable the tests that check the built toolchain
+# and kernel (toolchain/, toolchain/elfcheck, qemu-tests/).
+test: deps kernel
+	@goroot="$$(env -u GOROOT GOTOOLCHAIN=local $(TAMAGO_GO) env GOROOT)" && \
+	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) $(GO) test ./..." && \
+	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./...
+
+clean:
+	rm -rf build

@@ -1,0 +1,5 @@
+module github.com/keel-hv/keel
+
+go 1.26.4
+
+require github.com/usbarmory/tamago v1.26.5
