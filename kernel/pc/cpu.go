@@ -1,0 +1,39 @@
+//go:build tamago
+
+package pc
+
+import (
+	"github.com/keel-hv/keel/kernel/pc/cpuid"
+)
+
+// Instructions without a Go equivalent, defined in cpu_amd64.s. All are
+// leaf functions that never grow the stack, so the nosplit console, clock
+// and exit paths can call them.
+
+// cpuidInsn executes CPUID with EAX = leaf and ECX = subleaf.
+func cpuidInsn(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
+
+// rdtsc returns the time-stamp counter.
+func rdtsc() uint64
+
+// inb reads a byte from an I/O port.
+func inb(port uint16) uint8
+
+// outb writes a byte to an I/O port.
+func outb(port uint16, val uint8)
+
+// haltForever disables interrupts and halts the processor; it does not
+// return.
+func haltForever()
+
+// execCPUID adapts the CPUID instruction to cpuid.Func.
+func execCPUID(leaf, subleaf uint32) cpuid.Regs {
+	a, b, c, d := cpuidInsn(leaf, subleaf)
+	return cpuid.Regs{EAX: a, EBX: b, ECX: c, EDX: d}
+}
+
+// CPUs returns the number of processors running Keel: only the bootstrap
+// processor until SMP bring-up exists.
+func CPUs() int {
+	return 1
+}

@@ -1,0 +1,55 @@
+//go:build tamago
+
+#include "textflag.h"
+
+// func cpuidInsn(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
+//
+// Intel SDM Vol. 2A, CPUID. In: AX = leaf, CX = subleaf.
+// Out: AX, BX, CX, DX stored to the results. Clobbers AX, BX, CX, DX.
+TEXT ·cpuidInsn(SB),NOSPLIT,$0-24
+	MOVL	leaf+0(FP), AX
+	MOVL	subleaf+4(FP), CX
+	CPUID
+	MOVL	AX, eax+8(FP)
+	MOVL	BX, ebx+12(FP)
+	MOVL	CX, ecx+16(FP)
+	MOVL	DX, edx+20(FP)
+	RET
+
+// func rdtsc() uint64
+//
+// Intel SDM Vol. 2B, RDTSC: EDX:EAX = TSC. Clobbers AX, DX.
+TEXT ·rdtsc(SB),NOSPLIT,$0-8
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func inb(port uint16) uint8
+//
+// IN AL, DX with DX = port. Clobbers AX, DX.
+TEXT ·inb(SB),NOSPLIT,$0-9
+	MOVW	port+0(FP), DX
+	INB
+	MOVB	AL, ret+8(FP)
+	RET
+
+// func outb(port uint16, val uint8)
+//
+// OUT DX, AL with DX = port, AL = val. Clobbers AX, DX.
+TEXT ·outb(SB),NOSPLIT,$0-3
+	MOVW	port+0(FP), DX
+	MOVB	val+2(FP), AL
+	OUTB
+	RET
+
+// func haltForever()
+//
+// CLI then HLT in a loop (an NMI or SMI resumes after HLT). Uses no
+// registers; never returns.
+TEXT ·haltForever(SB),NOSPLIT|NOFRAME,$0-0
+	CLI
+halt:
+	HLT
+	JMP	halt

@@ -1,0 +1,280 @@
+//go:build tamago
+
+// cpuinit: from the loader's 32-bit protected mode to the Go runtime in long
+// mode. The layout constants (const_*) come from cpuinit.go, pvh layout and
+// UART registers from uart.go, via go_asm.h.
+//
+// Everything up to the far return runs in 32-bit protected mode (or, after
+// CR0.PG, compatibility mode) but is assembled by the amd64 assembler. Only
+// instructions that decode the same in both modes are used: 32-bit
+// operations on AX..DI without REX prefixes, register-indirect memory
+// operands with fixed low addresses (never sym(SB), which amd64 encodes
+// RIP-relative), and relative CALL/JMP. `PUSHQ $imm`/`PUSHQ AX`/`POPQ AX`
+// encode as 6A/50/58, which push and pop 32 bits in 32-bit mode.
+
+#include "go_asm.h"
+#include "textflag.h"
+
+// PUTC prints one character on COM1 from 32-bit code (clobbers AX, CX, DX).
+#define PUTC(c) MOVB $(c), AL; CALL ·putc32<>(SB)
+
+// TEXT cpuinit(SB): no Go prototype; reached by JMP from runtime/goos.CPUInit.
+//
+// In (PVH): 32-bit protected mode, paging off, flat CS/DS, EBX = physical
+// address of struct hvm_start_info. Interrupts state unknown.
+// Out: long mode, CS = 0x08, SS/DS/ES/FS/GS = 0x10, paging on with the
+// identity map below, IDTR = IDT_BASE (empty), SSE enabled, interrupts
+// disabled, SP = RamStart+RamSize-RamStackOffset; jumps to
+// _rt0_tamago_start. Clobbers every general register.
+TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
+	CLI
+	CLD
+	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_STACK_TOP), SP
+
+	// Save the loader's registers in the handoff page.
+	MOVL	$const_HANDOFF_BASE, DI
+	MOVL	AX, const_HANDOFF_EAX(DI)
+	MOVL	BX, const_HANDOFF_EBX(DI)
+	MOVL	$0, const_HANDOFF_FLAGS(DI)
+	MOVL	$0, const_HANDOFF_MEMMAP_COUNT(DI)
+
+	// Mask every 8259A line (OCW1 = 0xff) so that a later STI cannot
+	// deliver the PIT's IRQ0 (left running by the BIOS) before an IDT
+	// handles it.
+	MOVB	$0xff, AL
+	MOVL	$const_PIC1_DATA, DX
+	OUTB
+	MOVL	$const_PIC2_DATA, DX
+	OUTB
+
+	// PVH? EBX points at hvm_start_info whose first word is its magic.
+	// Otherwise (another loader) skip the memory check.
+	CMPL	(BX), $const_XEN_HVM_START_MAGIC_VALUE
+	JNE	paging
+
+	// Copy hvm_start_info into the handoff page: the loader's copy
+	// lives in low memory that nobody reserves (QEMU 7.2 puts it at
+	// 0x21e0 and the memory map at 0x5a8, inside page 0).
+	MOVL	BX, SI
+	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_START_INFO), DI
+	MOVL	$const_HANDOFF_START_INFO_SIZE, CX
+	REP;	MOVSB
+	MOVL	$const_HANDOFF_BASE, DI
+	ORL	$const_HANDOFF_FLAG_PVH, const_HANDOFF_FLAGS(DI)
+
+	// Version 0 has no memory map; a map above 4 GiB is unreachable
+	// here. Both skip the check.
+	CMPL	const_START_INFO_VERSION(BX), $1
+	JB	paging
+	CMPL	const_START_INFO_MEMMAP_PADDR+4(BX), $0
+	JNE	paging
+
+	// Copy at most HANDOFF_MEMMAP_MAX entries.
+	MOVL	const_START_INFO_MEMMAP_ENTRIES(BX), CX
+	CMPL	CX, $const_HANDOFF_MEMMAP_MAX
+	JBE	copy_memmap
+	ORL	$const_HANDOFF_FLAG_MEMMAP_TRUNCATED, const_HANDOFF_FLAGS(DI)
+	MOVL	$const_HANDOFF_MEMMAP_MAX, CX
+copy_memmap:
+	MOVL	CX, const_HANDOFF_MEMMAP_COUNT(DI)
+	ORL	$const_HANDOFF_FLAG_MEMMAP, const_HANDOFF_FLAGS(DI)
+	MOVL	const_START_INFO_MEMMAP_PADDR(BX), SI
+	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_MEMMAP), DI
+	LEAL	(CX)(CX*2), CX		// CX = entries * 3
+	SHLL	$3, CX			// CX = entries * 24 bytes
+	REP;	MOVSB
+
+	// Look for one RAM entry {u64 addr, u64 size, u32 type} with
+	// addr <= RAM_START and addr+size >= RAM_END.
+	MOVL	$const_HANDOFF_BASE, DI
+	MOVL	const_HANDOFF_MEMMAP_COUNT(DI), CX
+	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_MEMMAP), SI
+check_entry:
+	TESTL	CX, CX
+	JZ	no_memory
+	CMPL	16(SI), $const_XEN_HVM_MEMMAP_TYPE_RAM
+	JNE	next_entry
+	CMPL	4(SI), $0		// addr >= 4 GiB
+	JNE	next_entry
+	CMPL	(SI), $const_RAM_START
+	JA	next_entry
+	MOVL	(SI), AX		// DX:AX = addr + size
+	MOVL	4(SI), DX
+	ADDL	8(SI), AX
+	ADCL	12(SI), DX
+	JC	paging			// end beyond 2^64: covers
+	TESTL	DX, DX
+	JNZ	paging			// end beyond 4 GiB: covers
+	CMPL	AX, $const_RAM_END
+	JAE	paging
+next_entry:
+	ADDL	$const_MEMMAP_ENTRY_SIZE, SI
+	DECL	CX
+	JMP	check_entry
+
+no_memory:
+	// The text must match RAM_END (0x24000000 = 576 MiB).
+	PUTC('k'); PUTC('e'); PUTC('e'); PUTC('l'); PUTC(':'); PUTC(' ')
+	PUTC('n'); PUTC('o'); PUTC('t'); PUTC(' ')
+	PUTC('e'); PUTC('n'); PUTC('o'); PUTC('u'); PUTC('g'); PUTC('h'); PUTC(' ')
+	PUTC('m'); PUTC('e'); PUTC('m'); PUTC('o'); PUTC('r'); PUTC('y'); PUTC(':'); PUTC(' ')
+	PUTC('t'); PUTC('h'); PUTC('e'); PUTC(' ')
+	PUTC('k'); PUTC('e'); PUTC('r'); PUTC('n'); PUTC('e'); PUTC('l'); PUTC(' ')
+	PUTC('n'); PUTC('e'); PUTC('e'); PUTC('d'); PUTC('s'); PUTC(' ')
+	PUTC('R'); PUTC('A'); PUTC('M'); PUTC(' ')
+	PUTC('u'); PUTC('p'); PUTC(' '); PUTC('t'); PUTC('o'); PUTC(' ')
+	PUTC('0'); PUTC('x'); PUTC('2'); PUTC('4'); PUTC('0'); PUTC('0'); PUTC('0'); PUTC('0'); PUTC('0'); PUTC('0'); PUTC(' ')
+	PUTC(0x28); PUTC('5'); PUTC('7'); PUTC('6'); PUTC(' '); PUTC('M'); PUTC('i'); PUTC('B'); PUTC(0x29); PUTC(0x3b); PUTC(' ')
+	PUTC('g'); PUTC('i'); PUTC('v'); PUTC('e'); PUTC(' ')
+	PUTC('t'); PUTC('h'); PUTC('e'); PUTC(' ')
+	PUTC('m'); PUTC('a'); PUTC('c'); PUTC('h'); PUTC('i'); PUTC('n'); PUTC('e'); PUTC(' ')
+	PUTC('a'); PUTC('t'); PUTC(' ')
+	PUTC('l'); PUTC('e'); PUTC('a'); PUTC('s'); PUTC('t'); PUTC(' ')
+	PUTC('1'); PUTC(' '); PUTC('G'); PUTC('i'); PUTC('B'); PUTC(0x0d); PUTC(0x0a)
+
+	// isa-debug-exit: QEMU exits with status (1<<1)|1 = 3. Elsewhere the
+	// write is ignored and we halt.
+	MOVB	$1, AL
+	MOVL	$const_ISA_DEBUG_EXIT, DX
+	OUTB
+die:
+	HLT
+	JMP	die
+
+paging:
+	// Long-mode 4-level paging (AMD APM Vol. 2, 5.3 "Long-Mode Page
+	// Translation"; Intel SDM Vol. 3A, 4.5 "4-Level Paging").
+
+	// Zero the IDT page, then the page tables.
+	XORL	AX, AX
+	MOVL	$const_IDT_BASE, DI
+	MOVL	$((const_IDT_LIMIT+1)/4), CX
+	REP;	STOSL
+	MOVL	$const_PML4_BASE, DI
+	MOVL	$((const_PAGE_TABLES_END-const_PML4_BASE)/4), CX
+	REP;	STOSL
+
+	// PML4[0] -> PDPT (512 GiB). Entries are 64-bit; the zeroed high
+	// dwords stay zero since everything lives below 4 GiB.
+	MOVL	$const_PML4_BASE, DI
+	MOVL	$(const_PDPT_BASE|const_PTE_RW|const_PTE_P), (DI)
+
+	// PDPT[0..3] -> PD0..PD3 (1 GiB each).
+	MOVL	$const_PDPT_BASE, DI
+	MOVL	$(const_PD_BASE|const_PTE_RW|const_PTE_P), AX
+pdpt_entry:
+	MOVL	AX, (DI)
+	ADDL	$0x1000, AX
+	ADDL	$8, DI
+	CMPL	DI, $(const_PDPT_BASE+const_PD_COUNT*8)
+	JB	pdpt_entry
+
+	// PD entries: 2048 pages of 2 MiB identity-mapping 0-4 GiB; from
+	// UNCACHED_START on they are PCD|PWT (uncached device memory).
+	MOVL	$const_PD_BASE, DI
+	MOVL	$(const_PTE_PS|const_PTE_RW|const_PTE_P), AX
+pd_entry:
+	CMPL	AX, $const_UNCACHED_START
+	JB	pd_store
+	ORL	$(const_PTE_PCD|const_PTE_PWT), AX
+pd_store:
+	MOVL	AX, (DI)
+	ADDL	$(2<<20), AX
+	ADDL	$8, DI
+	CMPL	DI, $(const_PD_BASE+const_PD_COUNT*0x1000)
+	JB	pd_entry
+
+	// PD0[0] -> PT: 0-2 MiB in 4 KiB pages, PT[0] (page 0) not present.
+	MOVL	$const_PD_BASE, DI
+	MOVL	$(const_PT_BASE|const_PTE_RW|const_PTE_P), (DI)
+	MOVL	$(const_PT_BASE+8), DI
+	MOVL	$(0x1000|const_PTE_RW|const_PTE_P), AX
+pt_entry:
+	MOVL	AX, (DI)
+	ADDL	$0x1000, AX
+	ADDL	$8, DI
+	CMPL	DI, $(const_PT_BASE+0x1000)
+	JB	pt_entry
+
+	// GDT and the GDTR/IDTR pseudo-descriptors (limit, then base; the
+	// base's high dword is zero).
+	MOVL	$const_HANDOFF_BASE, DI
+	MOVL	$0, const_HANDOFF_GDT+0(DI)
+	MOVL	$0, const_HANDOFF_GDT+4(DI)
+	MOVL	$(const_GDT_CODE64&0xffffffff), const_HANDOFF_GDT+8(DI)
+	MOVL	$(const_GDT_CODE64>>32), const_HANDOFF_GDT+12(DI)
+	MOVL	$(const_GDT_DATA&0xffffffff), const_HANDOFF_GDT+16(DI)
+	MOVL	$(const_GDT_DATA>>32), const_HANDOFF_GDT+20(DI)
+	MOVW	$const_GDT_LIMIT, const_HANDOFF_GDTR(DI)
+	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_GDT), const_HANDOFF_GDTR+2(DI)
+	MOVL	$0, const_HANDOFF_GDTR+6(DI)
+	MOVW	$const_IDT_LIMIT, const_HANDOFF_IDTR(DI)
+	MOVL	$const_IDT_BASE, const_HANDOFF_IDTR+2(DI)
+	MOVL	$0, const_HANDOFF_IDTR+6(DI)
+	LGDT	const_HANDOFF_GDTR(DI)
+	LIDT	const_HANDOFF_IDTR(DI)
+
+	// Enter long mode (AMD APM Vol. 2, 14.6.1 "Activating Long Mode";
+	// Intel SDM Vol. 3A, 10.8.5 "Initializing IA-32e Mode"): CR4.PAE,
+	// CR3, EFER.LME, then CR0.PG. The CPU is then in compatibility mode
+	// until CS is loaded with a 64-bit descriptor.
+	MOVL	CR4, AX
+	ORL	$(const_CR4_PAE|const_CR4_PGE), AX
+	MOVL	AX, CR4
+	MOVL	$const_PML4_BASE, AX
+	MOVL	AX, CR3
+	MOVL	$const_MSR_EFER, CX
+	RDMSR
+	ORL	$const_EFER_LME, AX
+	WRMSR
+	MOVL	CR0, AX
+	ORL	$(const_CR0_PG|const_CR0_PE), AX
+	MOVL	AX, CR0
+
+	// Far return to the instruction after the RETF with CS = SEL_CODE64.
+	// Its address is X+8 where X is the address the CALL pushes; the byte
+	// counts (verified with objdump; re-check after any edit here) are:
+	// POPQ AX 1, ADDL $8,AX 3, PUSHQ $8 2, PUSHQ AX 1, RETF 1.
+	BYTE	$0xe8; LONG $0		// CALL rel32 0: push X, fall through to X
+	POPQ	AX			// X:   58        AX = X
+	ADDL	$8, AX			// X+1: 83 c0 08  AX = X+8
+	PUSHQ	$const_SEL_CODE64	// X+4: 6a 08     push CS
+	PUSHQ	AX			// X+6: 50        push EIP
+	BYTE	$0xcb			// X+7: cb        RETF (32-bit operands)
+
+	// X+8: 64-bit mode.
+	MOVL	$const_SEL_DATA, AX
+	MOVW	AX, DS
+	MOVW	AX, ES
+	MOVW	AX, SS
+	MOVW	AX, FS
+	MOVW	AX, GS
+
+	// Initial stack: RamStart + RamSize - RamStackOffset, as the
+	// runtime's rt0 expects.
+	MOVQ	runtime∕goos·RamStart(SB), SP
+	ADDQ	runtime∕goos·RamSize(SB), SP
+	SUBQ	runtime∕goos·RamStackOffset(SB), SP
+
+	// CR0.EM=0, CR0.MP=1, CR4.OSFXSR, CR4.OSXMMEXCPT (library,
+	// amd64/features.s). Clobbers AX, BX.
+	CALL	sse_enable(SB)
+
+	JMP	_rt0_tamago_start(SB)
+
+// TEXT ·putc32<>(SB): no Go prototype; 32-bit code called by PUTC.
+//
+// In: AL = character. Waits for LSR.THRE on COM1 (PC16550D datasheet,
+// 8.4 "Line Status Register", bit 5) then writes THR. Clobbers AX, CX,
+// DX. Uses the 4-byte return address a 32-bit CALL pushes.
+TEXT ·putc32<>(SB),NOSPLIT|NOFRAME,$0
+	MOVB	AL, CL
+putc_wait:
+	MOVL	$(const_COM1_BASE+const_UART_LSR), DX
+	INB
+	TESTB	$const_LSR_THRE, AL
+	JZ	putc_wait
+	MOVL	$(const_COM1_BASE+const_UART_THR), DX
+	MOVB	CL, AL
+	OUTB
+	RET
