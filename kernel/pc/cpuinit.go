@@ -76,6 +76,14 @@ const (
 	// (16-bit limit, then base).
 	HANDOFF_GDTR = 0xa0
 	HANDOFF_IDTR = 0xb0
+	// HANDOFF_TSC holds the TSC read by cpuinit's first instructions
+	// (u64).
+	HANDOFF_TSC = 0xc0
+	// HANDOFF_SCAN_END and HANDOFF_SCAN_STRIDE are cpuinit's memory map
+	// scan state (u32 each): end of the entries and the entry size (0:
+	// Multiboot entries, which carry their own size).
+	HANDOFF_SCAN_END    = 0xc8
+	HANDOFF_SCAN_STRIDE = 0xcc
 	// HANDOFF_MEMMAP holds a copy of the PVH memory map, at most
 	// HANDOFF_MEMMAP_MAX entries of 24 bytes.
 	HANDOFF_MEMMAP     = 0x100
@@ -119,8 +127,20 @@ const (
 	START_INFO_VERSION        = 4
 	START_INFO_MEMMAP_PADDR   = 40
 	START_INFO_MEMMAP_ENTRIES = 48
-	// XEN_HVM_MEMMAP_TYPE_RAM is the memory map type of usable RAM.
+	// XEN_HVM_MEMMAP_TYPE_RAM is the memory map type of usable RAM
+	// (also Multiboot's MULTIBOOT_MEMORY_AVAILABLE).
 	XEN_HVM_MEMMAP_TYPE_RAM = 1
+
+	// MULTIBOOT2_BOOTLOADER_MAGIC is EAX at a Multiboot2 entry and
+	// MULTIBOOT_TAG_TYPE_MMAP the memory map tag (Multiboot2 spec 3.2,
+	// 3.6.8).
+	MULTIBOOT2_BOOTLOADER_MAGIC = 0x36d76289
+	MULTIBOOT_TAG_TYPE_MMAP     = 6
+	// MULTIBOOT_BOOTLOADER_MAGIC is EAX at a Multiboot entry and
+	// MULTIBOOT_INFO_MEM_MAP the flags bit saying the memory map fields
+	// are valid (Multiboot 0.6.96, 3.2, 3.3).
+	MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002
+	MULTIBOOT_INFO_MEM_MAP     = 1 << 6
 
 	// PIC1_DATA and PIC2_DATA are the 8259A interrupt mask registers
 	// (Intel 8259A datasheet, "Operation Command Word 1"): writing 0xff

@@ -20,8 +20,10 @@
 
 // TEXT cpuinit(SB): no Go prototype; reached by JMP from runtime/goos.CPUInit.
 //
-// In (PVH): 32-bit protected mode, paging off, flat CS/DS, EBX = physical
-// address of struct hvm_start_info. Interrupts state unknown.
+// In: 32-bit protected mode, paging off, flat CS/DS, interrupts state
+// unknown, and one of: PVH (EBX = physical address of struct
+// hvm_start_info), Multiboot2 (EAX = 0x36d76289, EBX = the information) or
+// Multiboot (EAX = 0x2badb002, EBX = the information).
 // Out: long mode, CS = 0x08, SS/DS/ES/FS/GS = 0x10, paging on with the
 // identity map below, IDTR = IDT_BASE (empty), SSE enabled, interrupts
 // disabled, SP = RamStart+RamSize-RamStackOffset; jumps to
@@ -38,6 +40,12 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVL	$0, const_HANDOFF_FLAGS(DI)
 	MOVL	$0, const_HANDOFF_MEMMAP_COUNT(DI)
 
+	// The TSC at Keel's first instruction, for the boot-time figures
+	// (the TSC counts from 0 at machine reset under QEMU TCG).
+	RDTSC
+	MOVL	AX, const_HANDOFF_TSC(DI)
+	MOVL	DX, const_HANDOFF_TSC+4(DI)
+
 	// Mask every 8259A line (OCW1 = 0xff) so that a later STI cannot
 	// deliver the PIT's IRQ0 (left running by the BIOS) before an IDT
 	// handles it.
@@ -47,8 +55,15 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVL	$const_PIC2_DATA, DX
 	OUTB
 
-	// PVH? EBX points at hvm_start_info whose first word is its magic.
-	// Otherwise (another loader) skip the memory check.
+	// Which loader? Multiboot2 and Multiboot put their magic in EAX;
+	// PVH puts its magic in the first word of the start info at EBX.
+	// Another loader: skip the memory check.
+	MOVL	$const_HANDOFF_BASE, DI
+	MOVL	const_HANDOFF_EAX(DI), AX
+	CMPL	AX, $const_MULTIBOOT2_BOOTLOADER_MAGIC
+	JEQ	mb2
+	CMPL	AX, $const_MULTIBOOT_BOOTLOADER_MAGIC
+	JEQ	mb1
 	CMPL	(BX), $const_XEN_HVM_START_MAGIC_VALUE
 	JNE	paging
 
@@ -84,33 +99,105 @@ copy_memmap:
 	SHLL	$3, CX			// CX = entries * 24 bytes
 	REP;	MOVSB
 
-	// Look for one RAM entry {u64 addr, u64 size, u32 type} with
-	// addr <= RAM_START and addr+size >= RAM_END.
+	// Scan the copy: entries of MEMMAP_ENTRY_SIZE bytes.
 	MOVL	$const_HANDOFF_BASE, DI
 	MOVL	const_HANDOFF_MEMMAP_COUNT(DI), CX
 	MOVL	$(const_HANDOFF_BASE+const_HANDOFF_MEMMAP), SI
-check_entry:
+	MOVL	$const_MEMMAP_ENTRY_SIZE, const_HANDOFF_SCAN_STRIDE(DI)
+	LEAL	(CX)(CX*2), CX
+	LEAL	(SI)(CX*8), AX
+	MOVL	AX, const_HANDOFF_SCAN_END(DI)
+	JMP	scan_entry
+
+mb2:
+	// Multiboot2 information (Multiboot2 spec 3.6): u32 total_size,
+	// u32 reserved, then 8-byte aligned tags {u32 type, u32 size, ...}
+	// up to an end tag (type 0). A malformed or map-less information
+	// skips the check.
+	MOVL	BX, SI
+	MOVL	(SI), DX
+	CMPL	DX, $16
+	JB	paging
+	ADDL	SI, DX			// DX = end of the information
+	ADDL	$8, SI
+mb2_tag:
+	LEAL	8(SI), AX
+	CMPL	AX, DX
+	JA	paging
+	MOVL	(SI), AX		// type
+	TESTL	AX, AX
+	JZ	paging
+	MOVL	4(SI), CX		// size, header included
+	CMPL	CX, $8
+	JB	paging
+	CMPL	AX, $const_MULTIBOOT_TAG_TYPE_MMAP
+	JEQ	mb2_mmap
+	ADDL	$7, CX
+	ANDL	$~7, CX
+	ADDL	CX, SI
+	JMP	mb2_tag
+mb2_mmap:
+	// Memory map tag: u32 type, u32 size, u32 entry_size,
+	// u32 entry_version, then entries {u64 base_addr, u64 length,
+	// u32 type, u32 reserved} of entry_size bytes.
+	MOVL	8(SI), AX
+	CMPL	AX, $const_MEMMAP_ENTRY_SIZE
+	JB	paging
+	MOVL	AX, const_HANDOFF_SCAN_STRIDE(DI)
+	LEAL	(SI)(CX*1), AX
+	MOVL	AX, const_HANDOFF_SCAN_END(DI)
+	ADDL	$16, SI
+	JMP	scan_entry
+
+mb1:
+	// Multiboot information (Multiboot 0.6.96, 3.3): flags bit 6 says
+	// mmap_length (offset 44) and mmap_addr (offset 48) are valid;
+	// entries are {u32 size, u64 base_addr, u64 length, u32 type} where
+	// size does not count itself. Stride 0 tells the scan so.
+	TESTL	$const_MULTIBOOT_INFO_MEM_MAP, (BX)
+	JZ	paging
+	MOVL	48(BX), SI
+	MOVL	44(BX), AX
+	ADDL	SI, AX
+	MOVL	AX, const_HANDOFF_SCAN_END(DI)
+	MOVL	$0, const_HANDOFF_SCAN_STRIDE(DI)
+
+	// Look for one RAM entry {u64 addr, u64 size, u32 type} with
+	// addr <= RAM_START and addr+size >= RAM_END, from SI up to
+	// HANDOFF_SCAN_END. Type 1 is RAM in all three protocols.
+scan_entry:
+	MOVL	$const_HANDOFF_BASE, DI
+	CMPL	SI, const_HANDOFF_SCAN_END(DI)
+	JAE	no_memory
+	MOVL	const_HANDOFF_SCAN_STRIDE(DI), CX
+	MOVL	SI, DI
 	TESTL	CX, CX
-	JZ	no_memory
-	CMPL	16(SI), $const_XEN_HVM_MEMMAP_TYPE_RAM
-	JNE	next_entry
-	CMPL	4(SI), $0		// addr >= 4 GiB
-	JNE	next_entry
-	CMPL	(SI), $const_RAM_START
-	JA	next_entry
-	MOVL	(SI), AX		// DX:AX = addr + size
-	MOVL	4(SI), DX
-	ADDL	8(SI), AX
-	ADCL	12(SI), DX
+	JNZ	scan_fields
+	ADDL	$4, DI			// Multiboot: fields follow the size word
+scan_fields:
+	CMPL	16(DI), $const_XEN_HVM_MEMMAP_TYPE_RAM
+	JNE	scan_next
+	CMPL	4(DI), $0		// addr >= 4 GiB
+	JNE	scan_next
+	CMPL	(DI), $const_RAM_START
+	JA	scan_next
+	MOVL	(DI), AX		// DX:AX = addr + size
+	MOVL	4(DI), DX
+	ADDL	8(DI), AX
+	ADCL	12(DI), DX
 	JC	paging			// end beyond 2^64: covers
 	TESTL	DX, DX
 	JNZ	paging			// end beyond 4 GiB: covers
 	CMPL	AX, $const_RAM_END
 	JAE	paging
-next_entry:
-	ADDL	$const_MEMMAP_ENTRY_SIZE, SI
-	DECL	CX
-	JMP	check_entry
+scan_next:
+	TESTL	CX, CX
+	JNZ	scan_advance
+	MOVL	(SI), CX		// Multiboot: size of the rest, plus 4
+	ADDL	$4, CX
+scan_advance:
+	ADDL	CX, SI
+	JMP	scan_entry
 
 no_memory:
 	// The text must match RAM_END (0x24000000 = 576 MiB).
