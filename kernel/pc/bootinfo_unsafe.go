@@ -18,3 +18,11 @@ import (
 func physBytes(addr uintptr, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(nil, addr)), n)
 }
+
+// stackTop returns the address just past AP i's boot stack.
+//
+// Safety: apStacks is a global array in the kernel image, which is
+// identity mapped and never moves.
+func stackTop(i int) uintptr {
+	return uintptr(unsafe.Pointer(&apStacks[i][AP_STACK_SIZE-1])) + 1
+}

@@ -31,9 +31,3 @@ func execCPUID(leaf, subleaf uint32) cpuid.Regs {
 	a, b, c, d := cpuidInsn(leaf, subleaf)
 	return cpuid.Regs{EAX: a, EBX: b, ECX: c, EDX: d}
 }
-
-// CPUs returns the number of processors running Keel: only the bootstrap
-// processor until SMP bring-up exists.
-func CPUs() int {
-	return 1
-}

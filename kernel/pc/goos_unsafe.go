@@ -57,7 +57,7 @@ func nanotime() int64 {
 func hwinit1() {
 	com1.Init()
 	calibrateTSC()
+	initBSP()
 
 	goos.Exit = Exit
-	goos.Idle = idle
 }

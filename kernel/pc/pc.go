@@ -27,17 +27,13 @@ import (
 // table (its Init is not called: it expects kvmclock).
 var bsp = &amd64.CPU{}
 
-// idle is runtime/goos.Idle, called by the scheduler when it has nothing to
-// run until the time until (nanoseconds). No interrupt can wake a halted
-// processor yet, so it returns and lets the scheduler poll its timers.
-func idle(until int64) {}
-
 func init() {
 	// Exceptions print a vector and a Go traceback instead of triple
 	// faulting. The library writes the gates at IDTR (IDT_BASE) and
 	// executes STI, which is safe: cpuinit masked the 8259s and nothing
 	// has programmed the IOAPIC or LAPIC timer.
 	bsp.EnableExceptions()
+	installGates()
 }
 
 var (
