@@ -53,3 +53,11 @@ TEXT ·haltForever(SB),NOSPLIT|NOFRAME,$0-0
 halt:
 	HLT
 	JMP	halt
+
+// func reloadCR3()
+// Writes CR3 with its own value, flushing non-global TLB entries of this
+// processor. Clobbers AX.
+TEXT ·reloadCR3(SB),NOSPLIT,$0-0
+	MOVQ	CR3, AX
+	MOVQ	AX, CR3
+	RET

@@ -23,6 +23,10 @@ package pc
 
 // Low-memory layout.
 const (
+	// PAGE0_SHADOW is a copy of physical page 0 taken at entry, read
+	// in place of page 0 (unmapped) by the boot information reader.
+	PAGE0_SHADOW = 0x3000
+
 	// IDT_BASE is a zeroed 4 KiB page for the 256 long-mode interrupt
 	// gates; IDTR points here and the library's EnableExceptions fills
 	// it (it writes gates wherever IDTR points).

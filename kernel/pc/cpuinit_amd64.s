@@ -40,6 +40,15 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVL	$0, const_HANDOFF_FLAGS(DI)
 	MOVL	$0, const_HANDOFF_MEMMAP_COUNT(DI)
 
+	// Keep a copy of page 0, which the page tables leave unmapped to
+	// catch nil dereferences: loaders put boot information there (QEMU's
+	// PVH memory map) and the Go side reads it from the copy.
+	XORL	SI, SI
+	MOVL	$const_PAGE0_SHADOW, DI
+	MOVL	$(0x1000/4), CX
+	REP;	MOVSL
+	MOVL	$const_HANDOFF_BASE, DI
+
 	// The TSC at Keel's first instruction, for the boot-time figures
 	// (the TSC counts from 0 at machine reset under QEMU TCG).
 	RDTSC

@@ -20,6 +20,7 @@ import (
 
 	"github.com/usbarmory/tamago/amd64"
 
+	"github.com/keel-hv/keel/kernel/bootinfo"
 	"github.com/keel-hv/keel/kernel/pc/cpuid"
 )
 
@@ -38,7 +39,7 @@ func init() {
 
 var (
 	bootOnce sync.Once
-	boot     *BootInfo
+	boot     *bootinfo.Info
 	bootErr  error
 
 	cpuOnce sync.Once
@@ -47,7 +48,7 @@ var (
 
 // Boot returns what the loader handed over. err describes a malformed
 // handoff; the fields decoded so far are still returned.
-func Boot() (*BootInfo, error) {
+func Boot() (*bootinfo.Info, error) {
 	bootOnce.Do(func() {
 		boot, bootErr = readBootInfo()
 	})

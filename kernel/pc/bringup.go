@@ -1,0 +1,88 @@
+//go:build tamago
+
+package pc
+
+import (
+	"fmt"
+
+	"github.com/keel-hv/keel/kernel/bootinfo"
+)
+
+// Logf is how the board reports what it finds; the kernel points it at its
+// log.
+type Logf func(format string, args ...any)
+
+// Memory describes the memory map for the shell: the loader's map, the
+// identity-mapped end of RAM and the page size above 4 GiB, and the range
+// the Go runtime owns.
+type Memory struct {
+	Map          []bootinfo.Region
+	MappedEnd    uint64
+	HugePages    bool
+	RuntimeStart uint64
+	RuntimeEnd   uint64
+	// HighCheck is the address above 4 GiB that was written and read
+	// back at boot (0: no RAM there), HighCheckOK its result.
+	HighCheck   uint64
+	HighCheckOK bool
+}
+
+var memory Memory
+
+// MemoryInfo returns the memory description gathered by MapMemory.
+func MemoryInfo() Memory { return memory }
+
+// MapMemory identity-maps all RAM the loader reported and checks that the
+// highest RAM word above 4 GiB can be written and read back.
+func MapMemory(info *bootinfo.Info, log Logf) {
+	memory = Memory{RuntimeStart: RAM_START, RuntimeEnd: RAM_END, HugePages: HugePages()}
+	if info == nil {
+		log("no memory map from the loader: only 0-4 GiB is mapped")
+		memory.MappedEnd = mappedEnd.Load()
+		return
+	}
+	memory.Map = info.Memory
+	var ranges [][2]uint64
+	for _, r := range info.Memory {
+		if r.Type == bootinfo.RAM && r.Base+r.Size > IDENTITY_MAP_END {
+			ranges = append(ranges, [2]uint64{r.Base, r.Base + r.Size})
+		}
+	}
+	end, err := mapRAM(ranges)
+	if err != nil {
+		log("%v", err)
+	}
+	memory.MappedEnd = end
+
+	if len(ranges) > 0 {
+		last := ranges[len(ranges)-1]
+		addr := (min(last[1], end) - 8) &^ 7
+		ok, err := WriteRead(addr, 0x6b65656c_6d656d21) // "keelmem!"
+		if err != nil {
+			log("high memory check: %v", err)
+		}
+		memory.HighCheck, memory.HighCheckOK = addr, ok
+	}
+}
+
+// String formats the memory description as shell lines.
+func (m Memory) String() string {
+	s := ""
+	for _, r := range m.Map {
+		s += fmt.Sprintf("  0x%012x-0x%012x %8d MiB  %s\n", r.Base, r.Base+r.Size, r.Size>>20, r.Type)
+	}
+	page := "2 MiB"
+	if m.HugePages {
+		page = "1 GiB"
+	}
+	s += fmt.Sprintf("mapped: 0-%#x identity (2 MiB pages below 4 GiB, %s above, RAM only)\n", m.MappedEnd, page)
+	s += fmt.Sprintf("keel runtime: %#x-%#x (%d MiB: code, Go heap, stacks)\n", m.RuntimeStart, m.RuntimeEnd, (m.RuntimeEnd-m.RuntimeStart)>>20)
+	if m.HighCheck != 0 {
+		res := "ok"
+		if !m.HighCheckOK {
+			res = "FAILED"
+		}
+		s += fmt.Sprintf("high memory check: wrote and read %#x: %s\n", m.HighCheck, res)
+	}
+	return s
+}
