@@ -145,6 +145,18 @@ const (
 	// are valid (Multiboot 0.6.96, 3.2, 3.3).
 	MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002
 	MULTIBOOT_INFO_MEM_MAP     = 1 << 6
+	// MULTIBOOT_INFO_MODS and MULTIBOOT_INFO_MMAP_ADDR are the flags bits
+	// for the module list and the memory map; MULTIBOOT_TAG_TYPE_MODULE
+	// is the Multiboot2 module tag (Multiboot2 spec 3.6.6).
+	MULTIBOOT_INFO_MODS       = 1 << 3
+	MULTIBOOT_INFO_MMAP_ADDR  = 1 << 6
+	MULTIBOOT_TAG_TYPE_MODULE = 3
+
+	// MAX_BOOT_MODULES bounds the module lists cpuinit walks.
+	MAX_BOOT_MODULES = 256
+	// BOOT_STACKS_SIZE is kept free below the initial stack pointer for
+	// the runtime's g0 stack: boot modules there cannot be protected.
+	BOOT_STACKS_SIZE = 0x10000
 
 	// PIC1_DATA and PIC2_DATA are the 8259A interrupt mask registers
 	// (Intel 8259A datasheet, "Operation Command Word 1"): writing 0xff

@@ -18,6 +18,21 @@
 // PUTC prints one character on COM1 from 32-bit code (clobbers AX, CX, DX).
 #define PUTC(c) MOVB $(c), AL; CALL ·putc32<>(SB)
 
+// PROTECT records loader data at [AX, DX) (64-bit code): if it overlaps
+// the heap's range [R8, R9), R10 = max(R10, DX). An empty or inverted
+// range is ignored. The n(PC) offsets count instructions: all jumps land
+// after the MOVQ.
+#define PROTECT \
+	CMPQ	DX, AX; \
+	JBE	8(PC); \
+	CMPQ	DX, R8; \
+	JBE	6(PC); \
+	CMPQ	AX, R9; \
+	JAE	4(PC); \
+	CMPQ	DX, R10; \
+	JBE	2(PC); \
+	MOVQ	DX, R10
+
 // TEXT cpuinit(SB): no Go prototype; reached by JMP from runtime/goos.CPUInit.
 //
 // In: 32-bit protected mode, paging off, flat CS/DS, interrupts state
@@ -346,6 +361,139 @@ pt_entry:
 	MOVW	AX, FS
 	MOVW	AX, GS
 
+	// Loaders place boot modules and their information where they like,
+	// often right after the kernel image: inside the runtime's region,
+	// where the Go heap grows. Find the highest end of everything the
+	// loader placed in [end of image, bottom of the boot stacks) and
+	// start the heap above it (goos.Bloc). R8/R9 bound the heap's
+	// range, R10 is the highest end seen.
+	MOVQ	$runtime·end(SB), R8
+	MOVQ	runtime∕goos·RamStart(SB), R9
+	ADDQ	runtime∕goos·RamSize(SB), R9
+	SUBQ	runtime∕goos·RamStackOffset(SB), R9
+	SUBQ	$const_BOOT_STACKS_SIZE, R9
+	XORQ	R10, R10
+	MOVL	$const_HANDOFF_BASE, DI
+	MOVL	const_HANDOFF_EBX(DI), BX	// zero-extends
+	MOVL	const_HANDOFF_EAX(DI), AX
+	CMPL	AX, $const_MULTIBOOT2_BOOTLOADER_MAGIC
+	JEQ	keep_mb2
+	CMPL	AX, $const_MULTIBOOT_BOOTLOADER_MAGIC
+	JEQ	keep_mb1
+	MOVL	const_HANDOFF_FLAGS(DI), AX
+	TESTL	$const_HANDOFF_FLAG_PVH, AX
+	JZ	keep_done
+
+	// PVH: hvm_modlist_entry {u64 paddr, u64 size, u64 cmdline, u64}
+	// at modlist_paddr, nr_modules of them (Xen start_info.h).
+	MOVL	(const_HANDOFF_START_INFO+12)(DI), CX	// nr_modules
+	MOVQ	(const_HANDOFF_START_INFO+16)(DI), SI	// modlist_paddr
+	CMPL	CX, $const_MAX_BOOT_MODULES
+	JA	keep_done
+keep_pvh:
+	TESTL	CX, CX
+	JZ	keep_done
+	MOVQ	(SI), AX
+	MOVQ	8(SI), DX
+	ADDQ	AX, DX
+	PROTECT
+	ADDQ	$32, SI
+	DECL	CX
+	JMP	keep_pvh
+
+keep_mb2:
+	// The information itself, then each module tag (type 3:
+	// {u32 type, u32 size, u32 mod_start, u32 mod_end, string}).
+	MOVQ	BX, AX
+	MOVL	(BX), DX
+	ADDQ	BX, DX
+	MOVQ	DX, R11				// R11 = end of the information
+	PROTECT
+	LEAQ	8(BX), SI
+keep_mb2_tag:
+	LEAQ	16(SI), AX
+	CMPQ	AX, R11
+	JA	keep_done
+	MOVL	(SI), AX
+	TESTL	AX, AX
+	JZ	keep_done
+	MOVL	4(SI), CX
+	CMPL	CX, $8
+	JB	keep_done
+	CMPL	AX, $const_MULTIBOOT_TAG_TYPE_MODULE
+	JNE	keep_mb2_next
+	MOVL	8(SI), AX
+	MOVL	12(SI), DX
+	PROTECT
+keep_mb2_next:
+	ADDL	$7, CX
+	ANDL	$~7, CX
+	ADDQ	CX, SI
+	JMP	keep_mb2_tag
+
+keep_mb1:
+	// The information (Multiboot 0.6.96, 3.3: 120 bytes), the module
+	// list (flags bit 3: mods_count at 20, mods_addr at 24, entries
+	// {u32 mod_start, u32 mod_end, u32 string, u32 reserved}), the
+	// modules, and the memory map (flags bit 6).
+	MOVQ	BX, AX
+	LEAQ	120(BX), DX
+	PROTECT
+	TESTL	$const_MULTIBOOT_INFO_MMAP_ADDR, (BX)
+	JZ	keep_mb1_mods
+	MOVL	48(BX), AX
+	MOVL	44(BX), DX
+	ADDQ	AX, DX
+	PROTECT
+keep_mb1_mods:
+	TESTL	$const_MULTIBOOT_INFO_MODS, (BX)
+	JZ	keep_done
+	MOVL	20(BX), CX
+	MOVL	24(BX), SI
+	CMPL	CX, $const_MAX_BOOT_MODULES
+	JA	keep_done
+	MOVQ	SI, AX
+	MOVQ	CX, DX
+	SHLQ	$4, DX
+	ADDQ	SI, DX
+	PROTECT
+keep_mb1_mod:
+	TESTL	CX, CX
+	JZ	keep_done
+	MOVL	(SI), AX
+	MOVL	4(SI), DX
+	PROTECT
+	ADDQ	$16, SI
+	DECL	CX
+	JMP	keep_mb1_mod
+
+keep_done:
+	TESTQ	R10, R10
+	JZ	stack
+	CMPQ	R10, R9
+	JA	modules_overlap
+	ADDQ	$0xfff, R10
+	ANDQ	$~0xfff, R10
+	MOVQ	R10, runtime∕goos·Bloc(SB)
+	JMP	stack
+
+modules_overlap:
+	PUTC('k'); PUTC('e'); PUTC('e'); PUTC('l'); PUTC(':'); PUTC(' ')
+	PUTC('b'); PUTC('o'); PUTC('o'); PUTC('t'); PUTC(' ')
+	PUTC('m'); PUTC('o'); PUTC('d'); PUTC('u'); PUTC('l'); PUTC('e'); PUTC('s'); PUTC(' ')
+	PUTC('f'); PUTC('i'); PUTC('l'); PUTC('l'); PUTC(' ')
+	PUTC('t'); PUTC('h'); PUTC('e'); PUTC(' ')
+	PUTC('k'); PUTC('e'); PUTC('r'); PUTC('n'); PUTC('e'); PUTC('l'); PUTC(0x27); PUTC('s'); PUTC(' ')
+	PUTC('m'); PUTC('e'); PUTC('m'); PUTC('o'); PUTC('r'); PUTC('y'); PUTC(':'); PUTC(' ')
+	PUTC('u'); PUTC('s'); PUTC('e'); PUTC(' ')
+	PUTC('s'); PUTC('m'); PUTC('a'); PUTC('l'); PUTC('l'); PUTC('e'); PUTC('r'); PUTC(' ')
+	PUTC('m'); PUTC('o'); PUTC('d'); PUTC('u'); PUTC('l'); PUTC('e'); PUTC('s'); PUTC(0x0d); PUTC(0x0a)
+	MOVB	$1, AL
+	MOVL	$const_ISA_DEBUG_EXIT, DX
+	OUTB
+	JMP	die
+
+stack:
 	// Initial stack: RamStart + RamSize - RamStackOffset, as the
 	// runtime's rt0 expects.
 	MOVQ	runtime∕goos·RamStart(SB), SP
