@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
+
+	"github.com/keel-hv/keel/kernel/pc"
 )
 
 // selfCheck exercises goroutines, a channel, a map, a sync.WaitGroup and the
@@ -70,4 +73,35 @@ func selfCheck() (goroutines int, gcs uint32, err error) {
 	}
 
 	return workers, ms.NumGC, nil
+}
+
+// smpCheck runs busy goroutines until each online CPU has run one of them
+// or two seconds pass, and returns how many CPUs are online and how many
+// ran goroutines.
+func smpCheck() (cpus, ran int) {
+	cpus = pc.CPUs()
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	deadline := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for range 2 * cpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				seen[pc.ProcID()] = true
+				done := len(seen) >= cpus
+				mu.Unlock()
+				if done {
+					return
+				}
+				for i := 0; i < 10000; i++ {
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	wg.Wait()
+	return cpus, len(seen)
 }

@@ -3,8 +3,6 @@
 package pc
 
 import (
-	"fmt"
-
 	"github.com/keel-hv/keel/kernel/bootinfo"
 )
 
@@ -63,26 +61,4 @@ func MapMemory(info *bootinfo.Info, log Logf) {
 		}
 		memory.HighCheck, memory.HighCheckOK = addr, ok
 	}
-}
-
-// String formats the memory description as shell lines.
-func (m Memory) String() string {
-	s := ""
-	for _, r := range m.Map {
-		s += fmt.Sprintf("  0x%012x-0x%012x %8d MiB  %s\n", r.Base, r.Base+r.Size, r.Size>>20, r.Type)
-	}
-	page := "2 MiB"
-	if m.HugePages {
-		page = "1 GiB"
-	}
-	s += fmt.Sprintf("mapped: 0-%#x identity (2 MiB pages below 4 GiB, %s above, RAM only)\n", m.MappedEnd, page)
-	s += fmt.Sprintf("keel runtime: %#x-%#x (%d MiB: code, Go heap, stacks)\n", m.RuntimeStart, m.RuntimeEnd, (m.RuntimeEnd-m.RuntimeStart)>>20)
-	if m.HighCheck != 0 {
-		res := "ok"
-		if !m.HighCheckOK {
-			res = "FAILED"
-		}
-		s += fmt.Sprintf("high memory check: wrote and read %#x: %s\n", m.HighCheck, res)
-	}
-	return s
 }

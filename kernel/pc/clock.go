@@ -3,6 +3,8 @@
 package pc
 
 import (
+	"time"
+
 	"github.com/keel-hv/keel/kernel/pc/cpuid"
 	"github.com/keel-hv/keel/kernel/pc/tsc"
 )
@@ -79,4 +81,20 @@ func calibrateTSC() {
 // from (TSCSource*).
 func TSCFrequency() (hz uint64, source string) {
 	return clock.Hz(), tscSource
+}
+
+// TSC returns the time stamp counter.
+func TSC() uint64 { return rdtsc() }
+
+// TSCHz returns the TSC frequency the clock uses.
+func TSCHz() uint64 { return clock.Hz() }
+
+// Uptime returns the time since Keel's first instruction.
+func Uptime() time.Duration {
+	hz := clock.Hz()
+	if hz == 0 {
+		return 0
+	}
+	d := rdtsc() - EntryTSC()
+	return time.Duration(d/hz)*time.Second + time.Duration(d%hz*1e9/hz)
 }

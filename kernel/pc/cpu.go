@@ -31,3 +31,7 @@ func execCPUID(leaf, subleaf uint32) cpuid.Regs {
 	a, b, c, d := cpuidInsn(leaf, subleaf)
 	return cpuid.Regs{EAX: a, EBX: b, ECX: c, EDX: d}
 }
+
+// inw and outw access 16-bit I/O ports (cpu_amd64.s).
+func inw(port uint16) uint16
+func outw(port uint16, val uint16)

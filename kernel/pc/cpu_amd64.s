@@ -61,3 +61,17 @@ TEXT ·reloadCR3(SB),NOSPLIT,$0-0
 	MOVQ	CR3, AX
 	MOVQ	AX, CR3
 	RET
+
+// func inw(port uint16) uint16
+TEXT ·inw(SB),NOSPLIT,$0-10
+	MOVW	port+0(FP), DX
+	INW
+	MOVW	AX, ret+8(FP)
+	RET
+
+// func outw(port uint16, val uint16)
+TEXT ·outw(SB),NOSPLIT,$0-4
+	MOVW	port+0(FP), DX
+	MOVW	val+2(FP), AX
+	OUTW
+	RET

@@ -2,6 +2,11 @@
 
 package pc
 
+import (
+	"io"
+	"time"
+)
+
 // 16550 UART registers (National Semiconductor PC16550D datasheet, 8.0
 // "Registers", Table II "Summary of Registers"; 8.1 LCR, 8.3 baud
 // generator, 8.4 LSR, 8.5 FCR, 8.9 MCR), as offsets from the port base.
@@ -109,3 +114,49 @@ func (u *UART) putc(c byte) {
 
 	u.Tx(c)
 }
+
+// rawConsole writes bytes to COM1 unchanged (the shell does its own CRLF).
+type rawConsole struct{ u *UART }
+
+func (c rawConsole) Write(p []byte) (int, error) {
+	for _, b := range p {
+		c.u.Tx(b)
+	}
+	return len(p), nil
+}
+
+// RawConsole returns COM1 as a writer that sends bytes unchanged.
+func RawConsole() io.Writer { return rawConsole{&com1} }
+
+// RX_POLL_INTERVAL is how long the console reader sleeps when no byte is
+// waiting. The 16550's 16-byte FIFO holds 1.4 ms of input at 115200 baud;
+// QEMU and Bochs hold input back while the FIFO is full.
+const RX_POLL_INTERVAL = time.Millisecond
+
+// consoleReader reads COM1 by polling: Read blocks until at least one byte
+// has arrived, then returns what is waiting.
+type consoleReader struct{ u *UART }
+
+func (r consoleReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n == 0 {
+		for n < len(p) {
+			c, ok := r.u.Rx()
+			if !ok {
+				break
+			}
+			p[n] = c
+			n++
+		}
+		if n == 0 {
+			time.Sleep(RX_POLL_INTERVAL)
+		}
+	}
+	return n, nil
+}
+
+// ConsoleReader returns COM1 as a blocking reader.
+func ConsoleReader() io.Reader { return consoleReader{&com1} }
