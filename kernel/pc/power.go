@@ -22,7 +22,6 @@ func Exit(code int32) {
 	haltForever()
 }
 
-
 // Reset and power ports.
 const (
 	// RST_CNT is the PCI reset control register at port 0xCF9.
