@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/keel-hv/keel/kernel/bootinfo"
@@ -25,9 +26,16 @@ import (
 // -ldflags "-X main.Version=...".
 var Version = "dev"
 
-// CMDLINE_RUN is the kernel command-line option whose value is a shell
-// script run after boot (commands separated by semicolons).
-const CMDLINE_RUN = "keel.run"
+// Kernel command-line options.
+const (
+	// CMDLINE_RUN's value is a shell script run after boot (commands
+	// separated by semicolons).
+	CMDLINE_RUN = "keel.run"
+	// CMDLINE_TEST_AP_FAIL names an APIC ID (option repeatable) that is
+	// not sent a Start-up IPI, for testing how Keel reports and skips a
+	// processor that does not come up.
+	CMDLINE_TEST_AP_FAIL = "keel.test.ap-fail"
+)
 
 func main() {
 	log := klog.New(klog.Config{Clock: uptimeNanos, Mirror: os.Stdout, MirrorLevel: klog.Info})
@@ -60,7 +68,7 @@ func main() {
 
 	pc.MapMemory(info, boot.Warnf)
 	apics := pc.Firmware(info, log.Logger("acpi").Warnf)
-	pc.StartAPs(apics, log.Logger("smp").Warnf)
+	pc.StartAPs(apics, silentAPs(cmdline, boot), log.Logger("smp").Warnf)
 	if n, ran := smpCheck(); ran < n {
 		boot.Warnf("goroutines ran on %d of %d CPUs", ran, n)
 	} else {
@@ -173,4 +181,18 @@ func loaderName(name string) string {
 		return ""
 	}
 	return " (" + name + ")"
+}
+
+// silentAPs returns the APIC IDs named by keel.test.ap-fail.
+func silentAPs(c bootinfo.Cmdline, log klog.Logger) []uint32 {
+	var ids []uint32
+	for _, v := range c.All(CMDLINE_TEST_AP_FAIL) {
+		id, err := strconv.ParseUint(v, 0, 32)
+		if err != nil {
+			log.Warnf("%s=%q: not an APIC ID: %v", CMDLINE_TEST_AP_FAIL, v, err)
+			continue
+		}
+		ids = append(ids, uint32(id))
+	}
+	return ids
 }

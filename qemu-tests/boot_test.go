@@ -151,3 +151,33 @@ func parseNanos(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// TestBootWithoutACPI boots a machine without ACPI tables: Keel says so,
+// runs on one CPU, and poweroff still ends QEMU (isa-debug-exit fallback).
+func TestBootWithoutACPI(t *testing.T) {
+	t.Parallel()
+	args := keelArgs(KernelPath(t), "2G", 2, "-append", `keel.run="cpus; poweroff"`)
+	args[1] = "pc,acpi=off"
+	vm := Start(t, args...)
+	vm.Expect(`ACPI tables unusable \(.*\): running on one CPU`, bootTimeout)
+	vm.Expect(`(?m)^keel: ready .* cpus=1 `, bootTimeout)
+	vm.Expect(`1 CPU, 1 online`, stepTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("QEMU exit status after poweroff = %d, want 1 (isa-debug-exit value 0)", status)
+	}
+}
+
+// TestBootAPTimeout withholds the Start-up IPI from one processor
+// (keel.test.ap-fail): Keel reports it, skips it and runs on the others.
+func TestBootAPTimeout(t *testing.T) {
+	t.Parallel()
+	vm := Start(t, keelArgs(KernelPath(t), "2G", 4, "-append", `keel.test.ap-fail=2 keel.run="cpus; poweroff"`)...)
+	vm.Expect(`cpu apic=2 did not start within 1s; skipped`, bootTimeout)
+	vm.Expect(`(?m)^keel: smp ok cpus=3 ran-on=3\n`, bootTimeout)
+	vm.Expect(`(?m)^keel: ready .* cpus=3 `, bootTimeout)
+	vm.Expect(`(?m)^ +2 +2 +offline`, stepTimeout)
+	vm.Expect(`4 CPUs, 3 online`, stepTimeout)
+	if status := vm.Wait(exitTimeout); status != 0 {
+		t.Errorf("QEMU exit status after poweroff = %d, want 0", status)
+	}
+}

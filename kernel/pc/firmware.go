@@ -46,11 +46,20 @@ func Firmware(info *bootinfo.Info, log Logf) (apicIDs []uint32) {
 	return apicIDs
 }
 
-// emulated reports whether the ACPI tables come from QEMU or Bochs (OEM ID
-// "BOCHS "), where the emulator's own exit ports may be used as a last
-// resort.
+// emulated reports whether Keel runs under QEMU or Bochs, where the
+// emulator's own exit ports may be used as a last resort: the ACPI tables'
+// OEM ID is "BOCHS " (both emulators), or the hypervisor CPUID leaf
+// 4000_0000h names QEMU's TCG or KVM.
 func emulated() bool {
-	return tables != nil && strings.HasPrefix(tables.RSDP.OEMID, "BOCHS")
+	if tables != nil && strings.HasPrefix(tables.RSDP.OEMID, "BOCHS") {
+		return true
+	}
+	if _, _, ecx, _ := cpuidInsn(1, 0); ecx&(1<<31) == 0 {
+		return false
+	}
+	_, b, c, d := cpuidInsn(0x40000000, 0)
+	sig := string([]byte{byte(b), byte(b >> 8), byte(b >> 16), byte(b >> 24), byte(c), byte(c >> 8), byte(c >> 16), byte(c >> 24), byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)})
+	return sig == "TCGTCGTCGTCG" || strings.HasPrefix(sig, "KVMKVMKVM")
 }
 
 // PowerOff turns the machine off: ACPI S5 (PM1a/PM1b control, SLP_TYP from
