@@ -62,3 +62,23 @@ func MapMemory(info *bootinfo.Info, log Logf) {
 		memory.HighCheck, memory.HighCheckOK = addr, ok
 	}
 }
+
+// GuestRAM returns the RAM ranges the frame allocator may hand to guests and
+// hardware structures, and the ranges it must not: the first 16 MiB (Keel's
+// low pages, firmware, legacy DMA), the runtime's region and every boot
+// module.
+func GuestRAM(info *bootinfo.Info) (ram, reserved [][2]uint64) {
+	if info == nil {
+		return nil, nil
+	}
+	for _, r := range info.Memory {
+		if r.Type == bootinfo.RAM && r.Base+r.Size <= memory.MappedEnd {
+			ram = append(ram, [2]uint64{r.Base, r.Size})
+		}
+	}
+	reserved = append(reserved, [2]uint64{0, 16 << 20}, [2]uint64{RAM_START, RAM_SIZE})
+	for _, m := range info.Modules {
+		reserved = append(reserved, [2]uint64{m.Base, m.Size})
+	}
+	return ram, reserved
+}

@@ -35,3 +35,17 @@ func execCPUID(leaf, subleaf uint32) cpuid.Regs {
 // inw and outw access 16-bit I/O ports (cpu_amd64.s).
 func inw(port uint16) uint16
 func outw(port uint16, val uint16)
+
+// rdmsr reads a model-specific register of this processor (cpu_amd64.s).
+func rdmsr(msr uint32) uint64
+
+// ReadMSR reads a model-specific register of the processor running the
+// caller.
+func ReadMSR(msr uint32) uint64 { return rdmsr(msr) }
+
+// CPUID executes CPUID on the processor running the caller.
+func CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32) { return cpuidInsn(leaf, subleaf) }
+
+// Kick sends the wake IPI to the processor with APIC ID id: a guest
+// running there exits.
+func Kick(id uint32) { sendIPI(id, ICR_DELIVERY_FIXED|VECTOR_WAKE) }

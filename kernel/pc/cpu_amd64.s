@@ -75,3 +75,12 @@ TEXT ·outw(SB),NOSPLIT,$0-4
 	MOVW	val+2(FP), AX
 	OUTW
 	RET
+
+// func rdmsr(msr uint32) uint64
+TEXT ·rdmsr(SB),NOSPLIT,$0-16
+	MOVL	msr+0(FP), CX
+	RDMSR
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+8(FP)
+	RET
