@@ -68,7 +68,14 @@ func main() {
 
 	pc.MapMemory(info, boot.Warnf)
 	apics := pc.Firmware(info, log.Logger("acpi").Warnf)
+	if hz := pc.StartSliceTimer(); hz == 0 {
+		boot.Warnf("no time-slice timer: guests that never exit keep their CPU")
+	}
 	pc.StartAPs(apics, silentAPs(cmdline, boot), log.Logger("smp").Warnf)
+	startVMM(info)
+	if vmm.err != nil {
+		log.Logger("vmm").Warnf("%v", vmm.err)
+	}
 	if n, ran := smpCheck(); ran < n {
 		boot.Warnf("goroutines ran on %d of %d CPUs", ran, n)
 	} else {
@@ -94,6 +101,7 @@ func main() {
 		Reboot:   pc.Reboot,
 		PowerOff: pc.PowerOff,
 	})...)
+	reg.MustRegister(selftestCommand())
 	sh := shell.New(pc.RawConsole(), reg)
 	log.SetMirror(sh.Writer(), klog.Info)
 

@@ -181,3 +181,20 @@ func TestBootAPTimeout(t *testing.T) {
 		t.Errorf("QEMU exit status after poweroff = %d, want 0", status)
 	}
 }
+
+// TestSelftest runs the guest suite on the SVM backend under QEMU TCG with
+// 2 CPUs: every case must pass.
+func TestSelftest(t *testing.T) {
+	t.Parallel()
+	vm := Start(t, keelArgs(KernelPath(t), "2G", 2, "-append", `keel.run="selftest; poweroff"`)...)
+	m := vm.Expect(`(?m)^selftest: (\d+) passed, (\d+) failed`, 4*bootTimeout)
+	if m[2] != "0" || m[1] != "6" {
+		t.Errorf("selftest: %s passed, %s failed; want 6 passed, 0 failed", m[1], m[2])
+	}
+	vm.Rewind(0)
+	vm.Expect(`\[st-real\] hello from real mode`, stepTimeout)
+	vm.Expect(`\[st-long\] hello from long mode`, stepTimeout)
+	if status := vm.Wait(exitTimeout); status != 0 {
+		t.Errorf("QEMU exit status after poweroff = %d, want 0", status)
+	}
+}

@@ -46,6 +46,18 @@ TEXT ·apEntry(SB),NOSPLIT|NOFRAME,$0
 	CPUID
 	MOVL	CX, cpuSlot_cpuidExtECX(R12)
 
+	// The time-slice timer, if the BSP started one (timer.go).
+	MOVL	·sliceCount(SB), AX
+	TESTL	AX, AX
+	JZ	notimer
+	MOVL	$const_LAPIC_BASE, BX
+	MOVL	$const_TIMER_DIVIDE_16, CX
+	MOVL	CX, const_LAPIC_TIMER_DIVIDE(BX)
+	MOVL	$(const_LVT_TIMER_PERIODIC|const_VECTOR_WAKE), CX
+	MOVL	CX, const_LAPIC_LVT_TIMER(BX)
+	MOVL	AX, const_LAPIC_TIMER_INITIAL(BX)
+notimer:
+
 	// Stores are not reordered with older stores (Intel SDM Vol. 3A,
 	// 9.2.2): the BSP sees the fields above once it sees started.
 	MOVL	$1, cpuSlot_started(R12)

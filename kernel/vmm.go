@@ -1,0 +1,87 @@
+//go:build tamago
+
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/keel-hv/keel/hv"
+	"github.com/keel-hv/keel/hv/addr"
+	"github.com/keel-hv/keel/hv/mem"
+	"github.com/keel-hv/keel/kernel/bootinfo"
+	"github.com/keel-hv/keel/kernel/pc"
+	"github.com/keel-hv/keel/kernel/selftest"
+	"github.com/keel-hv/keel/kernel/shell"
+	"github.com/keel-hv/keel/svm"
+)
+
+// vmm is the hypervisor's state: the frame allocator over the RAM Keel
+// does not use itself, and the backend picked at boot.
+var vmm struct {
+	frames  *mem.Frames
+	backend hv.Backend
+	err     error
+}
+
+// startVMM builds the frame allocator and picks the backend: SVM when the
+// processor has it (VMX comes with its backend). Without one, VMs cannot
+// run and the reason is kept for the commands that need them.
+func startVMM(info *bootinfo.Info) {
+	ram, reserved := pc.GuestRAM(info)
+	var r, rs []addr.Range
+	for _, x := range ram {
+		r = append(r, addr.Range{Base: x[0], Size: x[1]})
+	}
+	for _, x := range reserved {
+		rs = append(rs, addr.Range{Base: x[0], Size: x[1]})
+	}
+	frames, err := mem.NewFrames(r, rs, pc.HostMemory{})
+	if err != nil {
+		vmm.err = fmt.Errorf("guest memory: %w", err)
+		return
+	}
+	vmm.frames = frames
+	if pc.CPU().Virt != "svm" {
+		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V; the VMX backend is not written yet)", pc.CPU().Virt)
+		return
+	}
+	caps, err := svm.Detect(pc.CPUID, pc.ReadMSR)
+	if err != nil {
+		vmm.err = err
+		return
+	}
+	var ids []uint32
+	for _, c := range pc.CPUList() {
+		if c.Online {
+			ids = append(ids, c.APICID)
+		}
+	}
+	if err := svm.SetupCPUs(frames, ids); err != nil {
+		vmm.err = err
+		return
+	}
+	svm.SetKick(pc.Kick)
+	vmm.backend = svm.New(caps, frames)
+}
+
+// selftestCommand runs the guest suite.
+func selftestCommand() shell.Command {
+	return shell.Command{
+		Name: "selftest",
+		Help: "run the test guests on the virtualization backend and report `selftest: N passed, M failed`",
+		Run: func(ctx *shell.Context, args []string) error {
+			if len(args) > 0 {
+				return shell.Usagef("unexpected argument %q", args[0])
+			}
+			if vmm.backend == nil {
+				return vmm.err
+			}
+			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out}, ctx.Out)
+			if failed > 0 {
+				return errors.New("some cases failed")
+			}
+			return nil
+		},
+	}
+}
