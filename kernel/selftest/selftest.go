@@ -66,6 +66,10 @@ func Cases() []Case {
 			if r.State != hv.Crashed || !strings.Contains(strings.ToLower(r.Reason), "shutdown") && !strings.Contains(strings.ToLower(r.Reason), "triple") {
 				return fmt.Errorf("want a crash on shutdown, got %s: %s", r.State, r.Reason)
 			}
+			if !r.HasRegs {
+				return errors.New("the crash report has no registers")
+			}
+			fmt.Fprintf(env.Console, "[st-triple] %s\n", strings.ReplaceAll(r.String(), "\n", "\n[st-triple] "))
 			return nil
 		}},
 		{"outside-ram: access beyond RAM stops the VM with a report", func(env Env) error {
@@ -90,6 +94,19 @@ func Cases() []Case {
 			}
 			wg.Wait()
 			return errors.Join(errs...)
+		}},
+		{"leak: 20 VMs created, run and destroyed return all memory", func(env Env) error {
+			before := env.Frames.Stats()
+			for i := range 20 {
+				if err := expectPoweroff(env, fmt.Sprintf("st-leak%d", i), "real", "hello from real mode"); err != nil {
+					return err
+				}
+			}
+			after := env.Frames.Stats()
+			if after.Free != before.Free {
+				return fmt.Errorf("free memory %d bytes before, %d after 20 VMs", before.Free, after.Free)
+			}
+			return nil
 		}},
 		{"spin: a guest that never exits does not stop others", func(env Env) error {
 			ctx, cancel := context.WithCancel(context.Background())
