@@ -13,6 +13,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-hv/keel/devices/conport"
@@ -41,7 +42,31 @@ const (
 	CASE_TIMEOUT = 30 * time.Second
 	// CONSOLE_PORT is where the guests print (conport).
 	CONSOLE_PORT = 0x3f8
+	// MMIO_DEVICE is the guest-physical address of the mmio guest's
+	// register device (outside its RAM).
+	MMIO_DEVICE = 0x20000000
 )
+
+// scratch is a device of 32 byte-wide registers that counts accesses.
+type scratch struct {
+	mu       sync.Mutex
+	regs     [32]byte
+	accesses atomic.Int64
+}
+
+func (d *scratch) Read(off uint64, data []byte) {
+	d.accesses.Add(1)
+	d.mu.Lock()
+	copy(data, d.regs[off:])
+	d.mu.Unlock()
+}
+
+func (d *scratch) Write(off uint64, data []byte) {
+	d.accesses.Add(1)
+	d.mu.Lock()
+	copy(d.regs[off:], data)
+	d.mu.Unlock()
+}
 
 // Case is one check.
 type Case struct {
@@ -57,6 +82,22 @@ func Cases() []Case {
 		}},
 		{"long-mode: protected then 64-bit mode with paging", func(env Env) error {
 			return expectPoweroff(env, "st-long", "long", "hello from protected mode", "hello from long mode")
+		}},
+		{"mmio: every instruction form reaches a device through the emulator", func(env Env) error {
+			dev := &scratch{}
+			r, text, err := run(env, "st-mmio", "mmio", func(vm *hv.VM) error {
+				return vm.MMIO().Register(MMIO_DEVICE, uint64(len(dev.regs)), dev, "scratch")
+			})
+			if err != nil {
+				return err
+			}
+			if r.State != hv.Stopped || r.ExitStatus != 0 || !strings.Contains(text, "mmio ok") {
+				return fmt.Errorf("want the guest to check every form and power off with 0, got %s: %s (printed %q)", r.State, r.Reason, text)
+			}
+			if n := dev.accesses.Load(); n < 20 {
+				return fmt.Errorf("the device saw %d accesses, want at least 20", n)
+			}
+			return nil
 		}},
 		{"triple-fault: the VM crashes, Keel goes on", func(env Env) error {
 			r, _, err := run(env, "st-triple", "triple", nil)
@@ -214,7 +255,7 @@ func start(ctx context.Context, env Env, name, guest string, setup func(*hv.VM) 
 	if !ok {
 		return nil, fmt.Errorf("no guest %q", guest)
 	}
-	vm, err := hv.NewVM(env.Backend, env.Frames, hv.Config{Name: name, MemorySize: GUEST_MEMORY, VCPUs: 1, HostCPUID: env.HostCPUID})
+	vm, err := hv.NewVM(env.Backend, env.Frames, hv.Config{Name: name, MemorySize: GUEST_MEMORY, VCPUs: 1, HostCPUID: env.HostCPUID, Emulator: hv.X86Emulator})
 	if err != nil {
 		return nil, err
 	}
