@@ -188,8 +188,8 @@ func TestSelftest(t *testing.T) {
 	t.Parallel()
 	vm := Start(t, keelArgs(KernelPath(t), "2G", 2, "-append", `keel.run="selftest; poweroff"`)...)
 	m := vm.Expect(`(?m)^selftest: (\d+) passed, (\d+) failed`, 4*bootTimeout)
-	if m[2] != "0" || m[1] != "8" {
-		t.Errorf("selftest: %s passed, %s failed; want 8 passed, 0 failed", m[1], m[2])
+	if m[2] != "0" || m[1] != "9" {
+		t.Errorf("selftest: %s passed, %s failed; want 9 passed, 0 failed", m[1], m[2])
 	}
 	vm.Rewind(0)
 	vm.Expect(`\[st-real\] hello from real mode`, stepTimeout)

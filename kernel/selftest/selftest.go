@@ -99,6 +99,40 @@ func Cases() []Case {
 			}
 			return nil
 		}},
+		{"hlt-irq: HLT parks the vCPU until an injected interrupt runs the guest's handler", func(env Env) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			vm, err := start(ctx, env, "st-irq", "irq", nil)
+			if err != nil {
+				return err
+			}
+			defer vm.Destroy()
+			deadline := time.Now().Add(CASE_TIMEOUT)
+			for !strings.Contains(consoleText(vm), "waiting for interrupt") {
+				if time.Now().After(deadline) || vm.State().Final() {
+					vm.Stop()
+					return fmt.Errorf("the guest did not reach its HLT (printed %q)", consoleText(vm))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// Let it halt, then check that it stays parked.
+			time.Sleep(50 * time.Millisecond)
+			if vm.State().Final() {
+				return fmt.Errorf("the guest ended before the interrupt: %s", vm.Report().Reason)
+			}
+			if err := vm.VCPU(0).IRQ().Raise(0x30); err != nil {
+				return err
+			}
+			if !waitDone(vm, CASE_TIMEOUT) {
+				vm.Stop()
+				return errors.New("the interrupt did not wake the halted guest")
+			}
+			r := vm.Report()
+			if r.State != hv.Stopped || r.ExitStatus != 0 || !strings.Contains(consoleText(vm), "handled after HLT") {
+				return fmt.Errorf("want the handler to run and a poweroff with 0, got %s: %s", r.State, r.Reason)
+			}
+			return nil
+		}},
 		{"triple-fault: the VM crashes, Keel goes on", func(env Env) error {
 			r, _, err := run(env, "st-triple", "triple", nil)
 			if err != nil {
