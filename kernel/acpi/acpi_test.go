@@ -151,10 +151,10 @@ func TestParseQEMUQ35(t *testing.T) {
 // FADT: no RESET_REG, no X_ fields.
 func TestParseQEMUPC(t *testing.T) {
 	m := newMachine()
-	dsdt := m.add(sdt(SIG_DSDT, 1, qemuS5))
-	fadt := m.add(withDSDT(qemuPCFADT, uint32(dsdt), 0))
-	madt := m.add(qemuQ35MADT)
-	rsdt := m.add(rsdtTable(fadt, madt))
+	dsdt := m.Add(sdt(SIG_DSDT, 1, qemuS5))
+	fadt := m.Add(withDSDT(qemuPCFADT, uint32(dsdt), 0))
+	madt := m.Add(qemuQ35MADT)
+	rsdt := m.Add(rsdtTable(fadt, madt))
 	m.putRSDP(qemuRSDP, rsdpV1(uint32(rsdt)))
 
 	tb, err := Parse(m.mem(), RSDPHint{})
@@ -197,8 +197,8 @@ func acpi65(dsdtAML []byte) (*machine, map[string]uint64) {
 	m := newMachine()
 	a := map[string]uint64{}
 
-	a["DSDT"] = m.add(sdt(SIG_DSDT, 2, dsdtAML))
-	a["FACP"] = m.add(fadtTable(276, 6, func(b []byte) {
+	a["DSDT"] = m.Add(sdt(SIG_DSDT, 2, dsdtAML))
+	a["FACP"] = m.Add(fadtTable(276, 6, func(b []byte) {
 		le.PutUint32(b[FADT_OFF_DSDT:], 0xdead0000) // superseded by X_DSDT
 		le.PutUint64(b[FADT_OFF_X_DSDT:], a["DSDT"])
 		b[FADT_OFF_MINOR_VERSION] = 0x15 // errata 1, minor 5
@@ -213,7 +213,7 @@ func acpi65(dsdtAML []byte) (*machine, map[string]uint64) {
 		putGAS(b, FADT_OFF_X_PM1A_CNT_BLK, GAS{SpaceID: ADDRESS_SPACE_SYSTEM_IO, BitWidth: 16, AccessSize: ACCESS_SIZE_WORD, Address: 0x1804})
 		putGAS(b, FADT_OFF_X_PM_TMR_BLK, GAS{SpaceID: ADDRESS_SPACE_SYSTEM_IO, BitWidth: 32, AccessSize: ACCESS_SIZE_DWORD, Address: 0x1808})
 	}))
-	a["APIC"] = m.add(madtTable(5, 0xfee00000, PCAT_COMPAT,
+	a["APIC"] = m.Add(madtTable(5, 0xfee00000, PCAT_COMPAT,
 		lapic(0, 0, LAPIC_ENABLED),
 		lapic(1, 2, LAPIC_ENABLED),
 		lapic(2, 4, 0), // disabled, not online capable: unusable
@@ -227,9 +227,9 @@ func acpi65(dsdtAML []byte) (*machine, map[string]uint64) {
 		lapicNMI(0xff, 0x5, 1),
 		x2apicNMI(0, 4, 1),
 	))
-	a["SSDT"] = m.add(sdt(SIG_SSDT, 2, []byte{0x10, 0x00}))
-	a["XSDT"] = m.add(xsdtTable(a["FACP"], a["APIC"], a["SSDT"]))
-	a["RSDT"] = m.add(rsdtTable(a["FACP"]))
+	a["SSDT"] = m.Add(sdt(SIG_SSDT, 2, []byte{0x10, 0x00}))
+	a["XSDT"] = m.Add(xsdtTable(a["FACP"], a["APIC"], a["SSDT"]))
+	a["RSDT"] = m.Add(rsdtTable(a["FACP"]))
 	m.putRSDP(ebdaBase, rsdpV2(uint32(a["RSDT"]), a["XSDT"]))
 
 	return m, a
@@ -344,14 +344,14 @@ func TestParseOnlineCapableNeedsACPI63(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMachine()
-			madt := m.add(madtTable(tt.madtRev, 0xfee00000, 0, lapic(0, 0, LAPIC_ENABLED), lapic(1, 1, LAPIC_ONLINE_CAPABLE)))
+			madt := m.Add(madtTable(tt.madtRev, 0xfee00000, 0, lapic(0, 0, LAPIC_ENABLED), lapic(1, 1, LAPIC_ONLINE_CAPABLE)))
 			entries := []uint64{madt}
 
 			if !tt.noFADT {
-				entries = append(entries, m.add(fadtTable(276, tt.fadtRev, func(b []byte) { b[FADT_OFF_MINOR_VERSION] = tt.fadtMinor })))
+				entries = append(entries, m.Add(fadtTable(276, tt.fadtRev, func(b []byte) { b[FADT_OFF_MINOR_VERSION] = tt.fadtMinor })))
 			}
 
-			m.putRSDP(0xe0000, rsdpV2(0, m.add(xsdtTable(entries...))))
+			m.putRSDP(0xe0000, rsdpV2(0, m.Add(xsdtTable(entries...))))
 
 			tb, err := Parse(m.mem(), RSDPHint{})
 			if err != nil {
@@ -367,7 +367,7 @@ func TestParseOnlineCapableNeedsACPI63(t *testing.T) {
 
 func TestParseHints(t *testing.T) {
 	m, _ := q35()
-	copyAddr := m.add(rsdpV2(0, 0)) // valid RSDP, but points nowhere
+	copyAddr := m.Add(rsdpV2(0, 0)) // valid RSDP, but points nowhere
 	mem := m.mem()
 
 	rsdt := le.Uint32(m.bios[qemuRSDP-biosBase+RSDP_OFF_RSDT_ADDRESS:])

@@ -13,13 +13,13 @@ const fuzzBase = 0x10000
 // FADT, MADT, SSDT, XSDT and RSDT.
 func compactTables(v2 bool, fadt []byte, madt []byte, dsdtAML []byte) []byte {
 	m := &machine{tablesAt: fuzzBase}
-	rsdp := m.add(make([]byte, RSDP_V2_LENGTH))
-	dsdt := m.add(sdt(SIG_DSDT, 2, dsdtAML))
-	f := m.add(withDSDT(fadt, uint32(dsdt), uint64(dsdt)))
-	a := m.add(madt)
-	s := m.add(sdt(SIG_SSDT, 2, s5AML(2, []byte{1}, []byte{1})))
-	x := m.add(xsdtTable(f, a, s))
-	r := m.add(rsdtTable(f, a, s))
+	rsdp := m.Add(make([]byte, RSDP_V2_LENGTH))
+	dsdt := m.Add(sdt(SIG_DSDT, 2, dsdtAML))
+	f := m.Add(withDSDT(fadt, uint32(dsdt), uint64(dsdt)))
+	a := m.Add(madt)
+	s := m.Add(sdt(SIG_SSDT, 2, s5AML(2, []byte{1}, []byte{1})))
+	x := m.Add(xsdtTable(f, a, s))
+	r := m.Add(rsdtTable(f, a, s))
 
 	if v2 {
 		copy(m.at(rsdp), rsdpV2(uint32(r), x))
@@ -44,7 +44,7 @@ func FuzzParseTables(f *testing.F) {
 	f.Add([]byte("RSD PTR "), false)
 
 	f.Fuzz(func(t *testing.T, data []byte, asCopy bool) {
-		mem := (&fakeMem{}).add(fuzzBase, data).add(BIOS_AREA_START, data)
+		mem := (&fakeMem{}).Add(fuzzBase, data).Add(BIOS_AREA_START, data)
 
 		hint := RSDPHint{Addr: fuzzBase}
 		if asCopy {
@@ -167,6 +167,6 @@ func FuzzRSDP(f *testing.F) {
 			t.Fatalf("ParseRSDP accepted length %d of a %d-byte copy", r.Length, len(data))
 		}
 
-		ReadRSDP((&fakeMem{}).add(0x1000, data), 0x1000)
+		ReadRSDP((&fakeMem{}).Add(0x1000, data), 0x1000)
 	})
 }

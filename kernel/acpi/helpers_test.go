@@ -3,41 +3,15 @@ package acpi
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
+	"github.com/keel-hv/keel/kernel/internal/fakemem"
 	"strings"
 	"testing"
 )
 
 var le = binary.LittleEndian
 
-// fakeMem is physical memory made of byte-slice segments; a read must lie
-// within one segment.
-type fakeMem struct {
-	segs []seg
-}
-
-type seg struct {
-	base uint64
-	b    []byte
-}
-
-func (m *fakeMem) add(base uint64, b []byte) *fakeMem {
-	m.segs = append(m.segs, seg{base, b})
-	return m
-}
-
-func (m *fakeMem) ReadAt(p []byte, addr uint64) error {
-	n := uint64(len(p))
-
-	for _, s := range m.segs {
-		if addr >= s.base && addr-s.base <= uint64(len(s.b)) && n <= uint64(len(s.b))-(addr-s.base) {
-			copy(p, s.b[addr-s.base:])
-			return nil
-		}
-	}
-
-	return fmt.Errorf("fake memory: no RAM at [%#x, %#x+%d)", addr, addr, n)
-}
+// fakeMem is the shared test memory.
+type fakeMem = fakemem.Mem
 
 // fix sets the checksum byte at off so that b sums to 0.
 func fix(b []byte, off int) []byte {
@@ -324,7 +298,7 @@ func newMachine() *machine {
 }
 
 // add places a table in the tables area and returns its address.
-func (m *machine) add(b []byte) uint64 {
+func (m *machine) Add(b []byte) uint64 {
 	for len(m.tables)%16 != 0 {
 		m.tables = append(m.tables, 0)
 	}
@@ -351,17 +325,17 @@ func (m *machine) putRSDP(addr uint64, b []byte) {
 }
 
 func (m *machine) mem() *fakeMem {
-	return (&fakeMem{}).add(0, m.page0).add(lowBase, m.low).add(biosBase, m.bios).add(m.tablesAt, m.tables)
+	return (&fakeMem{}).Add(0, m.page0).Add(lowBase, m.low).Add(biosBase, m.bios).Add(m.tablesAt, m.tables)
 }
 
 // q35 builds QEMU's q35 tables (RSDP v0 at 0xf5a00, RSDT, FADT, MADT,
 // DSDT with \_S5) with ncpu CPUs in the MADT.
 func q35() (*machine, uint64) {
 	m := newMachine()
-	dsdt := m.add(sdt(SIG_DSDT, 1, append([]byte{0x10, 0x05, '\\', '_', 'S', 'B', '_'}, qemuS5...)))
-	fadt := m.add(withDSDT(qemuQ35FADT, uint32(dsdt), 0))
-	madt := m.add(qemuQ35MADT)
-	rsdt := m.add(rsdtTable(fadt, madt))
+	dsdt := m.Add(sdt(SIG_DSDT, 1, append([]byte{0x10, 0x05, '\\', '_', 'S', 'B', '_'}, qemuS5...)))
+	fadt := m.Add(withDSDT(qemuQ35FADT, uint32(dsdt), 0))
+	madt := m.Add(qemuQ35MADT)
+	rsdt := m.Add(rsdtTable(fadt, madt))
 	m.putRSDP(qemuRSDP, rsdpV1(uint32(rsdt)))
 
 	return m, dsdt

@@ -152,7 +152,7 @@ func TestScanRSDP(t *testing.T) {
 
 			mem := m.mem()
 			if tt.noPage0 {
-				mem.segs = mem.segs[1:]
+				mem.Remove(0)
 			}
 
 			got, err := ScanRSDP(mem)
@@ -175,7 +175,7 @@ func TestScanRSDPNoBIOSArea(t *testing.T) {
 func TestFindRSDP(t *testing.T) {
 	m := newMachine()
 	m.putRSDP(0xf5a00, rsdpV1(0x1111))
-	at := m.add(rsdpV2(0x2222, 0x3333))
+	at := m.Add(rsdpV2(0x2222, 0x3333))
 	mem := m.mem()
 
 	tests := []struct {
@@ -222,11 +222,11 @@ func TestReadRSDP(t *testing.T) {
 		wantLen uint32
 		wantErr string
 	}{
-		{name: "v2", mem: (&fakeMem{}).add(0x1000, v2), addr: 0x1000, wantLen: 36},
-		{name: "v2 longer than 36 bytes", mem: (&fakeMem{}).add(0x1000, long), addr: 0x1000, wantLen: 40},
-		{name: "v1 at the end of memory", mem: (&fakeMem{}).add(0x1000, rsdpV1(1)), addr: 0x1000},
-		{name: "v2 cut after 20 bytes", mem: (&fakeMem{}).add(0x1000, v2[:20]), addr: 0x1000, wantErr: "cannot read its revision 2 fields"},
-		{name: "v2 longer, cut", mem: (&fakeMem{}).add(0x1000, long[:38]), addr: 0x1000, wantErr: "cannot read its 40 bytes"},
+		{name: "v2", mem: (&fakeMem{}).Add(0x1000, v2), addr: 0x1000, wantLen: 36},
+		{name: "v2 longer than 36 bytes", mem: (&fakeMem{}).Add(0x1000, long), addr: 0x1000, wantLen: 40},
+		{name: "v1 at the end of memory", mem: (&fakeMem{}).Add(0x1000, rsdpV1(1)), addr: 0x1000},
+		{name: "v2 cut after 20 bytes", mem: (&fakeMem{}).Add(0x1000, v2[:20]), addr: 0x1000, wantErr: "cannot read its revision 2 fields"},
+		{name: "v2 longer, cut", mem: (&fakeMem{}).Add(0x1000, long[:38]), addr: 0x1000, wantErr: "cannot read its 40 bytes"},
 		{name: "wraps", mem: &fakeMem{}, addr: 0xfffffffffffffff0, wantErr: "wraps past 2^64"},
 	}
 
@@ -257,7 +257,7 @@ func TestRootEntries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMachine()
-			root := m.add(tt.root)
+			root := m.Add(tt.root)
 
 			if tt.v2 {
 				m.putRSDP(0xe0000, rsdpV2(0, root))

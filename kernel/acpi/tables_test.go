@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "table past the end of memory",
 			patch: func(m *machine, a map[string]uint64) {
-				last := m.add(sdt("HPET", 1, make([]byte, 20)))
+				last := m.Add(sdt("HPET", 1, make([]byte, 20)))
 				setLen(100)(m.at(last))
 				x := xsdtTable(a["FACP"], a["APIC"], last)
 				copy(m.at(a["XSDT"]), x)
@@ -179,7 +179,7 @@ func TestParseErrors(t *testing.T) {
 			aml:  []byte{0x10, 0x05, '_', 'S', 'B', '_'},
 			patch: func(m *machine, a map[string]uint64) {
 				copy(m.at(a["SSDT"]), sdt(SIG_SSDT, 2, make([]byte, 2)))
-				ssdt := m.add(sdt(SIG_SSDT, 2, s5AML(2, []byte{AML_ONE_OP}, []byte{AML_WORD_PREFIX, 3, 0})))
+				ssdt := m.Add(sdt(SIG_SSDT, 2, s5AML(2, []byte{AML_ONE_OP}, []byte{AML_WORD_PREFIX, 3, 0})))
 				copy(m.at(a["XSDT"]), xsdtTable(a["FACP"], a["APIC"], ssdt))
 			},
 			check: func(t *testing.T, tb *Tables) {
@@ -206,7 +206,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "two FADTs",
 			patch: func(m *machine, a map[string]uint64) {
-				copy(m.at(a["XSDT"]), xsdtTable(a["FACP"], a["APIC"], m.add(fadtTable(116, 1, nil))))
+				copy(m.at(a["XSDT"]), xsdtTable(a["FACP"], a["APIC"], m.Add(fadtTable(116, 1, nil))))
 			},
 			wantWarn: "second FADT",
 		},
@@ -255,7 +255,7 @@ func errorsIs(ws []string, s string) bool {
 
 func TestReadTable(t *testing.T) {
 	m := newMachine()
-	good := m.add(sdt("HPET", 1, make([]byte, 20)))
+	good := m.Add(sdt("HPET", 1, make([]byte, 20)))
 	mem := m.mem()
 
 	b, h, err := ReadTable(mem, good, "HPET")

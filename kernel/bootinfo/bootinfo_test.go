@@ -168,7 +168,7 @@ func TestParseDispatch(t *testing.T) {
 	mb2Bytes := mb2Info(mb2String(MULTIBOOT_TAG_TYPE_CMDLINE, "mb2"), mb2End())
 
 	mem := &fakeMem{}
-	mem.add(pvhIm.base, pvhIm.b).add(mb1Im.base, mb1Im.b).add(mb2Addr, mb2Bytes).add(0xa000, make([]byte, 64))
+	mem.Add(pvhIm.base, pvhIm.b).Add(mb1Im.base, mb1Im.b).Add(mb2Addr, mb2Bytes).Add(0xa000, make([]byte, 64))
 
 	tests := []struct {
 		name         string

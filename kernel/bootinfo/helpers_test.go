@@ -2,43 +2,17 @@ package bootinfo
 
 import (
 	"encoding/binary"
-	"fmt"
+	"github.com/keel-hv/keel/kernel/internal/fakemem"
 	"sort"
 	"strings"
 	"testing"
 )
 
-// fakeMem is physical memory made of byte-slice segments; a read must lie
-// within one segment.
-type fakeMem struct {
-	segs []seg
-}
-
-type seg struct {
-	base uint64
-	b    []byte
-}
-
-func (m *fakeMem) add(base uint64, b []byte) *fakeMem {
-	m.segs = append(m.segs, seg{base, b})
-	return m
-}
-
-func (m *fakeMem) ReadAt(p []byte, addr uint64) error {
-	n := uint64(len(p))
-
-	for _, s := range m.segs {
-		if addr >= s.base && addr-s.base <= uint64(len(s.b)) && n <= uint64(len(s.b))-(addr-s.base) {
-			copy(p, s.b[addr-s.base:])
-			return nil
-		}
-	}
-
-	return fmt.Errorf("fake memory: no RAM at [%#x, %#x+%d)", addr, addr, n)
-}
+// fakeMem is the shared test memory.
+type fakeMem = fakemem.Mem
 
 func memAt(base uint64, b []byte) *fakeMem {
-	return (&fakeMem{}).add(base, b)
+	return (&fakeMem{}).Add(base, b)
 }
 
 var le = binary.LittleEndian
