@@ -63,10 +63,13 @@ func tscFromPIT() uint64 {
 // calibrateTSC finds the TSC frequency and switches the clock to it. It
 // does not allocate.
 func calibrateTSC() {
-	hz, source := tscFromCPUID(), TSCSourceCPUID
+	// The PIT first: CPUID 15h/16h give the nominal frequency, which
+	// emulators do not keep (Bochs counts one TSC tick per emulated
+	// instruction but reports 3.5 GHz).
+	hz, source := tscFromPIT(), TSCSourcePIT
 
 	if hz == 0 {
-		hz, source = tscFromPIT(), TSCSourcePIT
+		hz, source = tscFromCPUID(), TSCSourceCPUID
 	}
 
 	if err := clock.Calibrate(hz, rdtsc()); err != nil {

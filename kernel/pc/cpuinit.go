@@ -27,6 +27,15 @@ const (
 	// in place of page 0 (unmapped) by the boot information reader.
 	PAGE0_SHADOW = 0x3000
 
+	// LOW_SHADOW_START-LOW_SHADOW_END (the page tables' area) is copied
+	// to LOW_SHADOW at a Multiboot entry, before the tables overwrite
+	// it: QEMU's Multiboot loader leaves its information there.
+	// LOW_SHADOW is the unused start of the runtime's region, below the
+	// image at RAM_START+0xf000.
+	LOW_SHADOW_START = 0x9000
+	LOW_SHADOW_END   = 0x10000
+	LOW_SHADOW       = RAM_START
+
 	// IDT_BASE is a zeroed 4 KiB page for the 256 long-mode interrupt
 	// gates; IDTR points here and the library's EnableExceptions fills
 	// it (it writes gates wherever IDTR points).
@@ -105,6 +114,9 @@ const (
 	// HANDOFF_FLAG_MEMMAP_TRUNCATED: the loader's map had more than
 	// HANDOFF_MEMMAP_MAX entries; the rest were dropped.
 	HANDOFF_FLAG_MEMMAP_TRUNCATED = 1 << 2
+	// HANDOFF_FLAG_LOW_SHADOW: LOW_SHADOW holds the copy of the page
+	// tables' area.
+	HANDOFF_FLAG_LOW_SHADOW = 1 << 3
 )
 
 // Memory the runtime needs: RamStart plus RamSize. cpuinit refuses to start
@@ -148,10 +160,14 @@ const (
 	// MULTIBOOT_INFO_MODS and MULTIBOOT_INFO_MMAP_ADDR are the flags bits
 	// for the module list and the memory map; MULTIBOOT_TAG_TYPE_MODULE
 	// is the Multiboot2 module tag (Multiboot2 spec 3.6.6).
+	MULTIBOOT_INFO_CMDLINE    = 1 << 2
 	MULTIBOOT_INFO_MODS       = 1 << 3
 	MULTIBOOT_INFO_MMAP_ADDR  = 1 << 6
 	MULTIBOOT_TAG_TYPE_MODULE = 3
 
+	// MAX_CMDLINE is the longest command line or module string kept
+	// (kernel/bootinfo's limit).
+	MAX_CMDLINE = 4096
 	// MAX_BOOT_MODULES bounds the module lists cpuinit walks.
 	MAX_BOOT_MODULES = 256
 	// BOOT_STACKS_SIZE is kept free below the initial stack pointer for

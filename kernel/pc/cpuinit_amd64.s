@@ -18,6 +18,15 @@
 // PUTC prints one character on COM1 from 32-bit code (clobbers AX, CX, DX).
 #define PUTC(c) MOVB $(c), AL; CALL ·putc32<>(SB)
 
+// SHADOW(r) points r into the low shadow when it addresses
+// [LOW_SHADOW_START, LOW_SHADOW_END) (64-bit code, Multiboot only).
+#define SHADOW(r) \
+	CMPQ	r, $const_LOW_SHADOW_START; \
+	JB	4(PC); \
+	CMPQ	r, $const_LOW_SHADOW_END; \
+	JAE	2(PC); \
+	ADDQ	$(const_LOW_SHADOW-const_LOW_SHADOW_START), r
+
 // PROTECT records loader data at [AX, DX) (64-bit code): if it overlaps
 // the heap's range [R8, R9), R10 = max(R10, DX). An empty or inverted
 // range is ignored. The n(PC) offsets count instructions: all jumps land
@@ -253,6 +262,20 @@ die:
 	JMP	die
 
 paging:
+	// QEMU's Multiboot loader puts its information at 0x9000-0x9fff,
+	// where the page tables go: under Multiboot, keep a copy of
+	// [LOW_SHADOW_START, LOW_SHADOW_END) in the unused start of the
+	// runtime's region; readers (physMem, the module scan below) use it.
+	MOVL	$const_HANDOFF_BASE, DI
+	CMPL	const_HANDOFF_EAX(DI), $const_MULTIBOOT_BOOTLOADER_MAGIC
+	JNE	no_low_shadow
+	ORL	$const_HANDOFF_FLAG_LOW_SHADOW, const_HANDOFF_FLAGS(DI)
+	MOVL	$const_LOW_SHADOW_START, SI
+	MOVL	$const_LOW_SHADOW, DI
+	MOVL	$((const_LOW_SHADOW_END-const_LOW_SHADOW_START)/4), CX
+	REP;	MOVSL
+no_low_shadow:
+
 	// Long-mode 4-level paging (AMD APM Vol. 2, 5.3 "Long-Mode Page
 	// Translation"; Intel SDM Vol. 3A, 4.5 "4-Level Paging").
 
@@ -435,10 +458,20 @@ keep_mb1:
 	// The information (Multiboot 0.6.96, 3.3: 120 bytes), the module
 	// list (flags bit 3: mods_count at 20, mods_addr at 24, entries
 	// {u32 mod_start, u32 mod_end, u32 string, u32 reserved}), the
-	// modules, and the memory map (flags bit 6).
+	// modules, and the memory map (flags bit 6). Structures in the page
+	// table area are read from the low shadow.
 	MOVQ	BX, AX
 	LEAQ	120(BX), DX
 	PROTECT
+	SHADOW(BX)
+	// The command line (flags bit 2, offset 16): QEMU puts it after the
+	// image's bss. Up to MAX_CMDLINE bytes are kept.
+	TESTL	$const_MULTIBOOT_INFO_CMDLINE, (BX)
+	JZ	keep_mb1_mmap
+	MOVL	16(BX), AX
+	LEAQ	const_MAX_CMDLINE(AX), DX
+	PROTECT
+keep_mb1_mmap:
 	TESTL	$const_MULTIBOOT_INFO_MMAP_ADDR, (BX)
 	JZ	keep_mb1_mods
 	MOVL	48(BX), AX
@@ -457,11 +490,15 @@ keep_mb1_mods:
 	SHLQ	$4, DX
 	ADDQ	SI, DX
 	PROTECT
+	SHADOW(SI)
 keep_mb1_mod:
 	TESTL	CX, CX
 	JZ	keep_done
 	MOVL	(SI), AX
 	MOVL	4(SI), DX
+	PROTECT
+	MOVL	8(SI), AX		// the module's string
+	LEAQ	const_MAX_CMDLINE(AX), DX
 	PROTECT
 	ADDQ	$16, SI
 	DECL	CX

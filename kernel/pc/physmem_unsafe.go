@@ -3,6 +3,7 @@
 package pc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -10,7 +11,8 @@ import (
 
 // physMem reads physical memory through the identity map, for the parsers
 // of loader and firmware structures (bootinfo, acpi). Reads of page 0 come
-// from the copy cpuinit took (PAGE0_SHADOW); the local and I/O APIC window
+// from the copy cpuinit took (PAGE0_SHADOW), and so do 0x9000-0xffff
+// after a Multiboot entry (LOW_SHADOW); the local and I/O APIC window
 // is refused (reads there have side effects), as is anything above the
 // mapped RAM.
 type physMem struct{}
@@ -43,15 +45,29 @@ func (physMem) ReadAt(p []byte, addr uint64) error {
 	for len(p) > 0 {
 		src := addr
 		chunk := uint64(len(p))
-		if addr < 0x1000 {
+		switch {
+		case addr < 0x1000:
 			src = PAGE0_SHADOW + addr
 			chunk = min(chunk, 0x1000-addr)
+		case addr < LOW_SHADOW_END && lowShadow():
+			if addr >= LOW_SHADOW_START {
+				src = LOW_SHADOW + addr - LOW_SHADOW_START
+				chunk = min(chunk, LOW_SHADOW_END-addr)
+			} else {
+				chunk = min(chunk, LOW_SHADOW_START-addr)
+			}
 		}
 		copy(p[:chunk], unsafe.Slice((*byte)(unsafe.Add(nil, uintptr(src))), chunk))
 		p = p[chunk:]
 		addr += chunk
 	}
 	return nil
+}
+
+// lowShadow reports whether cpuinit copied the page tables' area
+// (Multiboot entry).
+func lowShadow() bool {
+	return binary.LittleEndian.Uint32(physBytes(HANDOFF_BASE, 0x1000)[HANDOFF_FLAGS:])&HANDOFF_FLAG_LOW_SHADOW != 0
 }
 
 // WriteRead writes a pattern to the 8 bytes at physical address addr, reads
