@@ -4,19 +4,35 @@
 #   make test        everything CI runs
 #   make toolchain   build (or find in the cache) the GOOS=tamago Go toolchain
 #   make kernel      build build/keel.elf
+#   make iso         build build/keel.iso: GRUB hybrid image (BIOS, UEFI, USB stick)
+#   make pxe         build build/pxe/: TFTP root for PXE (iPXE, GRUB BIOS and UEFI)
+#   make bench-boot  measure boot times over every media path (minutes)
+#   make guests      reassemble the selftest guests (kernel/selftest/guests)
 #   make clean       remove build/
 #
 # GO is the host go command. TAMAGO, if set, is the go command of a GOOS=tamago
 # toolchain to use instead of ours (e.g. the official TamaGo compiler's bin/go).
+# KEEL_CMDLINE is the kernel command line of the boot media, written verbatim
+# into grub.cfg and boot.ipxe: make iso KEEL_CMDLINE='keel.run="cpus; mem"'.
+# KEEL_BUNDLE is the boot bundle added to the media as a module if it exists.
 
 GO ?= go
 TAMAGO ?=
 
-# Debian packages that run and test need; scripts/deps.sh installs the missing.
-DEPS := qemu-system-x86 git
+# Debian packages that run, test and the boot media need; scripts/deps.sh
+# installs the missing. GRUB for BIOS and UEFI, grub-mkrescue's helpers
+# (xorriso, mtools), OVMF (UEFI firmware for QEMU), ipxe-qemu (the NIC boot
+# ROMs QEMU loads for PXE), Bochs with its BIOS and VGA BIOS (VMX tests).
+DEPS := qemu-system-x86 git grub-pc-bin grub-efi-amd64-bin grub-common xorriso \
+	mtools ovmf ipxe-qemu bochs bochsbios vgabios
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 KERNEL := build/keel.elf
+ISO := build/keel.iso
+PXE := build/pxe
+KEEL_CMDLINE ?=
+KEEL_BUNDLE ?= build/keel.bundle
+export KEEL_CMDLINE
 QEMU := qemu-system-x86_64
 QEMU_ARGS := -machine q35 -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -42,7 +58,7 @@ KERNEL_LDFLAGS := -T 0x04010000 -R 0x1000 -X main.Version=$(VERSION)
 KERNEL_TAGS := linkcpuinit,linkramstart
 
 .DEFAULT_GOAL := kernel
-.PHONY: deps toolchain kernel run test clean
+.PHONY: deps toolchain kernel iso pxe run test bench-boot guests clean
 
 deps:
 	@./scripts/deps.sh $(DEPS)
@@ -57,6 +73,17 @@ kernel: $(TOOLCHAIN_DEP)
 	@mkdir -p $(dir $(KERNEL))
 	$(TAMAGO_ENV) $(TAMAGO_GO) build -trimpath -tags $(KERNEL_TAGS) -ldflags "$(KERNEL_LDFLAGS)" -o $(KERNEL) ./kernel
 
+# The media builder checks for its tools and says which package is missing;
+# deps installs them first. KEEL_CMDLINE comes through the environment so
+# that its quotes reach the builder untouched.
+iso: deps kernel
+	@echo "iso: $(ISO) from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
+	$(GO) run ./boot/cmd/keel-media iso -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(ISO)
+
+pxe: deps kernel
+	@echo "pxe: $(PXE)/ from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
+	$(GO) run ./boot/cmd/keel-media pxe -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(PXE)
+
 run: deps kernel
 	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL)
 
@@ -66,6 +93,16 @@ test: deps kernel
 	@goroot="$$(env -u GOROOT GOTOOLCHAIN=local $(TAMAGO_GO) env GOROOT)" && \
 	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) $(GO) test ./..." && \
 	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./...
+
+# Boot times over every media path (5 runs each, medians); not part of test.
+bench-boot: deps kernel
+	KEEL_BENCH_BOOT=1 KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./qemu-tests -run '^TestBootTimes$$' -v -count=1 -timeout 90m
+
+# The selftest guests are GNU as sources; their bytes are committed in
+# kernel/selftest/guests/images.go (a host test checks them against the
+# sources). Regenerate after editing a guest.
+guests:
+	cd kernel/selftest/guests && $(GO) run gen.go
 
 clean:
 	rm -rf build

@@ -5,7 +5,9 @@
 // serial console on its standard input and output, and the returned *VM lets
 // a test wait for console output (Expect), type into the console (Send) and
 // wait for QEMU to exit (Wait). QEMU is killed when the test ends, and if the
-// test failed the whole console log is printed with t.Log.
+// test failed the whole console log is printed with t.Log. StartEmulator
+// does the same for other emulators (Bochs), optionally reading the serial
+// console from a named pipe that the emulator writes as a file.
 //
 // Host-only package; the tests need qemu-system-x86_64 (Debian package
 // qemu-system-x86, installed by `make test`) and a kernel in KEEL_KERNEL.
@@ -29,15 +31,21 @@ import (
 // QEMUBinary is the emulator the harness runs.
 const QEMUBinary = "qemu-system-x86_64"
 
-// VM is a running QEMU process whose serial console is captured.
+// VM is a running emulator (QEMU unless started with StartEmulator) whose
+// serial console is captured.
 type VM struct {
 	t     testing.TB
+	name  string // what to call the emulator in messages
 	cmd   *exec.Cmd
-	stdin io.WriteCloser
+	stdin io.WriteCloser // nil if the console is read from a pipe
 	start time.Time
+
+	serial     *os.File      // the serial FIFO's read end, or nil
+	serialDone chan struct{} // closed when the FIFO reader has stopped
 
 	mu      sync.Mutex
 	console []byte        // everything QEMU printed, '\r' removed
+	output  []byte        // the emulator's own output, when kept apart
 	pos     int           // Expect searches console[pos:]
 	changed chan struct{} // closed and replaced on every new output
 	exited  chan struct{} // closed when QEMU has exited
@@ -58,6 +66,18 @@ func (w consoleWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// outputWriter keeps the emulator's own output when the console comes from
+// a serial pipe.
+type outputWriter struct{ vm *VM }
+
+// Write records p.
+func (w outputWriter) Write(p []byte) (int, error) {
+	w.vm.mu.Lock()
+	w.vm.output = append(w.vm.output, p...)
+	w.vm.mu.Unlock()
+	return len(p), nil
+}
+
 // Start runs QEMU with args (which must put the serial console on stdio, for
 // example with -nographic) and returns the running VM. It fails the test if
 // QEMU cannot be started. QEMU is killed when the test ends; if the test
@@ -74,36 +94,78 @@ func Start(t testing.TB, args ...string) *VM {
 // and output (another emulator, or a stand-in in the harness's own tests).
 func StartProgram(t testing.TB, name string, args ...string) *VM {
 	t.Helper()
-	bin, err := exec.LookPath(name)
+	return StartEmulator(t, Emulator{Program: name, Args: args})
+}
+
+// Emulator describes a process for StartEmulator.
+type Emulator struct {
+	// Program is the command to run (looked up in PATH), Args its
+	// arguments.
+	Program string
+	Args    []string
+	// Name is what messages call it ("QEMU exited ..."); default QEMU.
+	Name string
+	// SerialFIFO, if set, is a path at which the harness creates a named
+	// pipe and from which it reads the console: configure the emulator
+	// to write its serial port there as a file (Bochs: com1: mode=file,
+	// dev=PATH). The emulator's standard input is then /dev/null (Send
+	// fails the test) and its own standard output and error are kept
+	// apart (Output) and printed if the test fails.
+	SerialFIFO string
+}
+
+// StartEmulator runs e and returns the running VM, failing the test if it
+// cannot be started. It is killed when the test ends; if the test failed,
+// the console log (and the emulator's output, if kept apart) is written
+// with t.Log.
+func StartEmulator(t testing.TB, e Emulator) *VM {
+	t.Helper()
+	bin, err := exec.LookPath(e.Program)
 	if err != nil {
-		t.Fatalf("%s not found: %v", name, err)
+		t.Fatalf("%s not found: %v", e.Program, err)
 	}
 	vm := &VM{
 		t:       t,
+		name:    e.Name,
 		changed: make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
-	vm.cmd = exec.Command(bin, args...)
-	vm.cmd.Stdout = consoleWriter{vm}
-	vm.cmd.Stderr = consoleWriter{vm}
+	if vm.name == "" {
+		vm.name = "QEMU"
+	}
+	vm.cmd = exec.Command(bin, e.Args...)
 	// QEMU gets its own process group so that Kill also reaches anything
 	// it started (and anything holding its output pipe), and dies with
 	// the test binary even if that exits without running cleanups (a
 	// -timeout panic, ^C).
 	vm.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	vm.cmd.WaitDelay = 2 * time.Second
-	stdin, err := vm.cmd.StdinPipe()
-	if err != nil {
-		t.Fatalf("creating QEMU's stdin pipe: %v", err)
+	if e.SerialFIFO == "" {
+		vm.cmd.Stdout = consoleWriter{vm}
+		vm.cmd.Stderr = consoleWriter{vm}
+		stdin, err := vm.cmd.StdinPipe()
+		if err != nil {
+			t.Fatalf("creating %s's stdin pipe: %v", vm.name, err)
+		}
+		vm.stdin = stdin
+	} else {
+		vm.cmd.Stdout = outputWriter{vm}
+		vm.cmd.Stderr = outputWriter{vm}
+		if err := vm.openSerialFIFO(e.SerialFIFO); err != nil {
+			t.Fatal(err)
+		}
 	}
-	vm.stdin = stdin
-	t.Logf("starting %s %s", bin, strings.Join(args, " "))
+	t.Logf("starting %s %s", bin, strings.Join(e.Args, " "))
 	vm.start = time.Now()
 	if err := vm.cmd.Start(); err != nil {
+		if vm.serial != nil {
+			vm.serial.Close()
+		}
 		t.Fatalf("starting %s: %v", bin, err)
 	}
 	go func() {
 		err := vm.cmd.Wait()
+		vm.drainSerial()
 		vm.mu.Lock()
 		vm.exitErr = err
 		vm.mu.Unlock()
@@ -113,9 +175,66 @@ func StartProgram(t testing.TB, name string, args ...string) *VM {
 		vm.Kill()
 		if t.Failed() {
 			t.Logf("console log (%s after start):\n%s", time.Since(vm.start).Round(time.Millisecond), printable(vm.Console()))
+			if out := vm.Output(); out != "" {
+				const max = 8 << 10
+				if len(out) > max {
+					out = "...\n" + out[len(out)-max:]
+				}
+				t.Logf("%s output:\n%s", vm.name, printable(out))
+			}
 		}
 	})
 	return vm
+}
+
+// openSerialFIFO creates the named pipe path and starts copying what
+// arrives there to the console. The read end is opened read-write, so that
+// the open does not wait for the emulator and the pipe never reports end of
+// file when the emulator closes and reopens it.
+func (vm *VM) openSerialFIFO(path string) error {
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		return fmt.Errorf("creating the serial pipe %s: %v", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("opening the serial pipe %s: %v", path, err)
+	}
+	vm.serial = f
+	vm.serialDone = make(chan struct{})
+	go func() {
+		defer close(vm.serialDone)
+		io.Copy(consoleWriter{vm}, f)
+	}()
+	return nil
+}
+
+// drainSerial stops the serial pipe reader once the emulator has exited,
+// after reading what the emulator wrote last.
+func (vm *VM) drainSerial() {
+	if vm.serial == nil {
+		return
+	}
+	// Reads return what is buffered, then time out.
+	vm.serial.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	select {
+	case <-vm.serialDone:
+	case <-time.After(2 * time.Second):
+	}
+	vm.serial.Close()
+}
+
+// Output returns the emulator's own output when the console is read from a
+// serial pipe (Emulator.SerialFIFO); otherwise that output is part of the
+// console and Output returns "".
+func (vm *VM) Output() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return string(vm.output)
+}
+
+// Elapsed returns the time since the emulator was started.
+func (vm *VM) Elapsed() time.Duration {
+	return time.Since(vm.start)
 }
 
 // Console returns everything QEMU has printed so far.
@@ -184,7 +303,7 @@ func (vm *VM) expect(pattern string, timeout time.Duration) ([]string, error) {
 			if ok {
 				return m, nil
 			}
-			return nil, fmt.Errorf("QEMU exited (%s) before the console matched %q", vm.exitDescription(), pattern)
+			return nil, fmt.Errorf("%s exited (%s) before the console matched %q", vm.name, vm.exitDescription(), pattern)
 		case <-deadline.C:
 			return nil, fmt.Errorf("console did not match %q within %v", pattern, timeout)
 		}
@@ -212,6 +331,9 @@ func (vm *VM) matchLocked(re *regexp.Regexp) ([]string, bool) {
 // Send writes s to the serial console's input, as if typed.
 func (vm *VM) Send(s string) {
 	vm.t.Helper()
+	if vm.stdin == nil {
+		vm.t.Fatalf("Send(%q): this %s's console is read from a serial pipe and takes no input", s, vm.name)
+	}
 	if _, err := vm.stdin.Write([]byte(s)); err != nil {
 		vm.t.Fatalf("sending %q to the console: %v", s, err)
 	}
@@ -226,7 +348,7 @@ func (vm *VM) Wait(timeout time.Duration) int {
 	select {
 	case <-vm.exited:
 	case <-time.After(timeout):
-		vm.t.Fatalf("QEMU did not exit within %v", timeout)
+		vm.t.Fatalf("%s did not exit within %v", vm.name, timeout)
 	}
 	vm.mu.Lock()
 	err := vm.exitErr
@@ -238,7 +360,7 @@ func (vm *VM) Wait(timeout time.Duration) int {
 	case errors.As(err, &ee) && ee.Exited():
 		return ee.ExitCode()
 	}
-	vm.t.Fatalf("QEMU did not exit normally: %v", err)
+	vm.t.Fatalf("%s did not exit normally: %v", vm.name, err)
 	return -1
 }
 
@@ -250,12 +372,14 @@ func (vm *VM) Kill() {
 		return
 	default:
 	}
-	vm.stdin.Close()
+	if vm.stdin != nil {
+		vm.stdin.Close()
+	}
 	syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-vm.exited:
 	case <-time.After(10 * time.Second):
-		vm.t.Errorf("QEMU (pid %d) did not die after SIGKILL", vm.cmd.Process.Pid)
+		vm.t.Errorf("%s (pid %d) did not die after SIGKILL", vm.name, vm.cmd.Process.Pid)
 	}
 }
 

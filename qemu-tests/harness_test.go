@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,49 @@ func TestPrintable(t *testing.T) {
 				t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestHarnessSerialFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "com1")
+	vm := StartEmulator(t, Emulator{
+		Name:    "Bochs",
+		Program: "/bin/sh",
+		// Like Bochs: log lines on stdout, the serial port written as
+		// a file (opened, closed and reopened), the last bytes written
+		// just before exiting, exit status 1.
+		Args: []string{"-c", `
+			echo "00000000000i[      ] emulator log line"
+			printf 'boot\r\nkeel: ready cpus=1\n' > "$1"
+			sleep 0.2
+			printf 'keel> poweroff\nlast line\n' >> "$1"
+			exit 1`, "sh", fifo},
+		SerialFIFO: fifo,
+	})
+	vm.Expect(`(?m)^keel: ready cpus=1\n`, 5*time.Second)
+	vm.Expect(`last line\n`, 5*time.Second)
+	if status := vm.Wait(5 * time.Second); status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	if c := vm.Console(); c != "boot\nkeel: ready cpus=1\nkeel> poweroff\nlast line\n" {
+		t.Errorf("console = %q", c)
+	}
+	if out := vm.Output(); !strings.Contains(out, "emulator log line") || strings.Contains(vm.Console(), "emulator log") {
+		t.Errorf("emulator output %q was not kept apart from the console", out)
+	}
+	if vm.Elapsed() <= 0 {
+		t.Error("Elapsed is not positive")
+	}
+}
+
+func TestHarnessSerialFIFOExitMessage(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "com1")
+	vm := StartEmulator(t, Emulator{Name: "Bochs", Program: "/bin/sh", Args: []string{"-c", `printf 'x\n' > "$1"; exit 3`, "sh", fifo}, SerialFIFO: fifo})
+	_, err := vm.expect(`keel: ready`, 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "Bochs exited (exit status 3)") {
+		t.Fatalf("expect error = %v, want one naming Bochs and its status", err)
+	}
+	if vm.Console() != "x\n" {
+		t.Errorf("console = %q, want the output written just before the exit", vm.Console())
 	}
 }
