@@ -500,6 +500,13 @@ func (vm *VM) finish(r *Report, op string) error {
 // Wait blocks until every vCPU goroutine started by Start has returned.
 func (vm *VM) Wait() { vm.wg.Wait() }
 
+// Destroyed reports whether Destroy has released the VM.
+func (vm *VM) Destroyed() bool {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.destroyed
+}
+
 // Destroy frees the VM: vCPUs, the backend's VM and all guest memory. The
 // VM must be created, stopped or crashed, with no vCPU goroutine left
 // (call Wait after Stop).

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/addr"
@@ -22,6 +23,59 @@ var vmm struct {
 	frames  *mem.Frames
 	backend hv.Backend
 	err     error
+
+	mu  sync.Mutex
+	vms []*hv.VM // VMs that exist (destroyed ones are dropped by list)
+}
+
+// addVM records a VM for `vm list`.
+func addVM(vm *hv.VM) {
+	vmm.mu.Lock()
+	vmm.vms = append(vmm.vms, vm)
+	vmm.mu.Unlock()
+}
+
+// liveVMs returns the VMs not yet destroyed.
+func liveVMs() []*hv.VM {
+	vmm.mu.Lock()
+	defer vmm.mu.Unlock()
+	live := vmm.vms[:0]
+	for _, vm := range vmm.vms {
+		if !vm.Destroyed() {
+			live = append(live, vm)
+		}
+	}
+	vmm.vms = live
+	return append([]*hv.VM(nil), live...)
+}
+
+// vmCommand is `vm list`: every VM with its state, vCPUs, memory, backend
+// and exits by reason.
+func vmCommand() shell.Command {
+	return shell.Command{
+		Name: "vm",
+		Args: "list",
+		Help: "list the VMs: state, vCPUs, memory, backend, exits by reason",
+		Run: func(ctx *shell.Context, args []string) error {
+			if len(args) != 1 || args[0] != "list" {
+				return shell.Usagef("want a subcommand: list")
+			}
+			backend := "none"
+			if vmm.backend != nil {
+				backend = vmm.backend.Name()
+			}
+			vms := liveVMs()
+			ctx.Printf("backend %s, %d VMs\n", backend, len(vms))
+			if vmm.frames != nil {
+				ctx.Printf("guest memory: %s\n", vmm.frames.Stats())
+			}
+			for _, vm := range vms {
+				in := vm.Info()
+				ctx.Printf("%-12s %-8s vcpus=%d mem=%dM backend=%s exits: %s\n", in.Name, in.State, in.VCPUs, in.MemorySize>>20, in.Backend, in.ExitSummary())
+			}
+			return nil
+		},
+	}
 }
 
 // startVMM builds the frame allocator and picks the backend: SVM when the
@@ -77,7 +131,7 @@ func selftestCommand() shell.Command {
 			if vmm.backend == nil {
 				return vmm.err
 			}
-			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out}, ctx.Out)
+			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}, ctx.Out)
 			if failed > 0 {
 				return errors.New("some cases failed")
 			}

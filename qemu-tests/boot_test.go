@@ -186,7 +186,7 @@ func TestBootAPTimeout(t *testing.T) {
 // 2 CPUs: every case must pass.
 func TestSelftest(t *testing.T) {
 	t.Parallel()
-	vm := Start(t, keelArgs(KernelPath(t), "2G", 2, "-append", `keel.run="selftest; poweroff"`)...)
+	vm := Start(t, keelArgs(KernelPath(t), "2G", 2, "-append", `keel.run="selftest; vm list; poweroff"`)...)
 	m := vm.Expect(`(?m)^selftest: (\d+) passed, (\d+) failed`, 4*bootTimeout)
 	if m[2] != "0" || m[1] != "9" {
 		t.Errorf("selftest: %s passed, %s failed; want 9 passed, 0 failed", m[1], m[2])
@@ -194,6 +194,7 @@ func TestSelftest(t *testing.T) {
 	vm.Rewind(0)
 	vm.Expect(`\[st-real\] hello from real mode`, stepTimeout)
 	vm.Expect(`\[st-long\] hello from long mode`, stepTimeout)
+	vm.Expect(`(?m)^backend svm, 0 VMs`, stepTimeout)
 	if status := vm.Wait(exitTimeout); status != 0 {
 		t.Errorf("QEMU exit status after poweroff = %d, want 0", status)
 	}

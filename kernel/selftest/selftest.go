@@ -34,6 +34,9 @@ type Env struct {
 	HostCPUID cpuid.HostFunc
 	// Console shows what the guests print, prefixed with the VM name.
 	Console io.Writer
+	// Created, if set, is told of every VM the suite creates, so that
+	// `vm list` can show them while they exist.
+	Created func(*hv.VM)
 }
 
 // GUEST_MEMORY is each test VM's RAM; CASE_TIMEOUT bounds each case.
@@ -292,6 +295,9 @@ func start(ctx context.Context, env Env, name, guest string, setup func(*hv.VM) 
 	vm, err := hv.NewVM(env.Backend, env.Frames, hv.Config{Name: name, MemorySize: GUEST_MEMORY, VCPUs: 1, HostCPUID: env.HostCPUID, Emulator: hv.X86Emulator})
 	if err != nil {
 		return nil, err
+	}
+	if env.Created != nil {
+		env.Created(vm)
 	}
 	port := conport.New(name, env.Console)
 	consoles.Store(vm, port)
