@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/keel-hv/keel/hv"
-	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/hv/mem"
 	"github.com/keel-hv/keel/kernel/bootinfo"
 	"github.com/keel-hv/keel/kernel/pc"
@@ -83,14 +82,7 @@ func vmCommand() shell.Command {
 // run and the reason is kept for the commands that need them.
 func startVMM(info *bootinfo.Info) {
 	ram, reserved := pc.GuestRAM(info)
-	var r, rs []addr.Range
-	for _, x := range ram {
-		r = append(r, addr.Range{Base: x[0], Size: x[1]})
-	}
-	for _, x := range reserved {
-		rs = append(rs, addr.Range{Base: x[0], Size: x[1]})
-	}
-	frames, err := mem.NewFrames(r, rs, pc.HostMemory{})
+	frames, err := mem.NewFrames(ram, reserved, pc.HostMemory{})
 	if err != nil {
 		vmm.err = fmt.Errorf("guest memory: %w", err)
 		return

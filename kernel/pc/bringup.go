@@ -3,6 +3,7 @@
 package pc
 
 import (
+	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/kernel/bootinfo"
 )
 
@@ -67,18 +68,18 @@ func MapMemory(info *bootinfo.Info, log Logf) {
 // hardware structures, and the ranges it must not: the first 16 MiB (Keel's
 // low pages, firmware, legacy DMA), the runtime's region and every boot
 // module.
-func GuestRAM(info *bootinfo.Info) (ram, reserved [][2]uint64) {
+func GuestRAM(info *bootinfo.Info) (ram, reserved []addr.Range) {
 	if info == nil {
 		return nil, nil
 	}
 	for _, r := range info.Memory {
 		if r.Type == bootinfo.RAM && r.Base+r.Size <= memory.MappedEnd {
-			ram = append(ram, [2]uint64{r.Base, r.Size})
+			ram = append(ram, addr.Range{Base: r.Base, Size: r.Size})
 		}
 	}
-	reserved = append(reserved, [2]uint64{0, 16 << 20}, [2]uint64{RAM_START, RAM_SIZE})
+	reserved = append(reserved, addr.Range{Base: 0, Size: 16 << 20}, addr.Range{Base: RAM_START, Size: RAM_SIZE})
 	for _, m := range info.Modules {
-		reserved = append(reserved, [2]uint64{m.Base, m.Size})
+		reserved = append(reserved, addr.Range{Base: m.Base, Size: m.Size})
 	}
 	return ram, reserved
 }

@@ -109,7 +109,7 @@ func Cases() []Case {
 			if err != nil {
 				return err
 			}
-			defer vm.Destroy()
+			defer destroy(vm)
 			deadline := time.Now().Add(CASE_TIMEOUT)
 			for !strings.Contains(consoleText(vm), "waiting for interrupt") {
 				if time.Now().After(deadline) || vm.State().Final() {
@@ -193,7 +193,7 @@ func Cases() []Case {
 			if err != nil {
 				return err
 			}
-			defer spin.Destroy()
+			defer destroy(spin)
 			// Several guests at once, more than CPUs, while the
 			// spinner holds one CPU.
 			var wg sync.WaitGroup
@@ -266,7 +266,7 @@ func run(env Env, name, guest string, setup func(*hv.VM) error) (*hv.Report, str
 	if err != nil {
 		return nil, "", err
 	}
-	defer vm.Destroy()
+	defer destroy(vm)
 	if !waitDone(vm, CASE_TIMEOUT) {
 		vm.Stop()
 		vm.Wait()
@@ -276,6 +276,12 @@ func run(env Env, name, guest string, setup func(*hv.VM) error) (*hv.Report, str
 }
 
 var consoles sync.Map // *hv.VM -> *conport.Port
+
+// destroy frees the VM and forgets its console.
+func destroy(vm *hv.VM) {
+	vm.Destroy()
+	consoles.Delete(vm)
+}
 
 func consoleText(vm *hv.VM) string {
 	if p, ok := consoles.Load(vm); ok {
@@ -302,38 +308,38 @@ func start(ctx context.Context, env Env, name, guest string, setup func(*hv.VM) 
 	port := conport.New(name, env.Console)
 	consoles.Store(vm, port)
 	if err := vm.Ports().Register(CONSOLE_PORT, conport.SIZE, port, "console"); err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	if err := vm.Memory().Write(guests.LOAD_ADDRESS, img); err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	c := vm.VCPU(0)
 	sregs, err := c.GetSregs()
 	if err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	sregs.CS = arch.Segment{Selector: 0, Base: 0, Limit: 0xffff, Type: 0xb, S: true, Present: true}
 	regs, _ := c.GetRegs()
 	regs.RIP = guests.LOAD_ADDRESS
 	if err := c.SetSregs(sregs); err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	if err := c.SetRegs(regs); err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	if setup != nil {
 		if err := setup(vm); err != nil {
-			vm.Destroy()
+			destroy(vm)
 			return nil, err
 		}
 	}
 	if err := vm.Start(ctx); err != nil {
-		vm.Destroy()
+		destroy(vm)
 		return nil, err
 	}
 	return vm, nil

@@ -31,14 +31,7 @@ _start:
 handler:
 	movb	$1, got
 	iret
-puts:
-	lodsb
-	testb	%al, %al
-	jz	1f
-	movw	$CONSOLE, %dx
-	outb	%al, %dx
-	jmp	puts
-1:	ret
+	.include "puts16.h"
 waiting: .asciz	"halted, waiting for interrupt 0x30\n"
 handled: .asciz	"interrupt 0x30 handled after HLT\n"
 got:	.byte	0

@@ -32,14 +32,7 @@ fail:
 	movl	$1, %ebx
 	HYPERCALL
 	hlt
-puts:
-	lodsb
-	testb	%al, %al
-	jz	1f
-	movw	$CONSOLE, %dx
-	outb	%al, %dx
-	jmp	puts
-1:	ret
+	.include "puts16.h"
 hello:	.asciz	"hello from real mode\n"
 bad:	.asciz	"real mode check failed\n"
 is_amd:	.byte	0
