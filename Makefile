@@ -6,6 +6,7 @@
 #   make kernel      build build/keel.elf
 #   make iso         build build/keel.iso: GRUB hybrid image (BIOS, UEFI, USB stick)
 #   make pxe         build build/pxe/: TFTP root for PXE (iPXE, GRUB BIOS and UEFI)
+#   make bench       measure exit round-trip costs under QEMU -icount (a minute)
 #   make bench-boot  measure boot times over every media path (minutes)
 #   make guests      reassemble the selftest guests (kernel/selftest/guests)
 #   make clean       remove build/
@@ -58,7 +59,7 @@ KERNEL_LDFLAGS := -T 0x04010000 -R 0x1000 -X main.Version=$(VERSION)
 KERNEL_TAGS := linkcpuinit,linkramstart
 
 .DEFAULT_GOAL := kernel
-.PHONY: deps toolchain kernel iso pxe run test bench-boot guests clean
+.PHONY: deps toolchain kernel iso pxe run test bench bench-boot guests clean
 
 deps:
 	@./scripts/deps.sh $(DEPS)
@@ -93,6 +94,11 @@ test: deps kernel
 	@goroot="$$(env -u GOROOT GOTOOLCHAIN=local $(TAMAGO_GO) env GOROOT)" && \
 	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) $(GO) test ./..." && \
 	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./...
+
+# Exit round-trip costs measured by a guest under Keel and directly on
+# QEMU, with -icount (exact and repeatable), and allocations per exit.
+bench: deps kernel
+	KEEL_BENCH=1 KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./qemu-tests -run '^TestExitCosts$$' -v -count=1 -timeout 30m
 
 # Boot times over every media path (5 runs each, medians); not part of test.
 bench-boot: deps kernel

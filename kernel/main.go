@@ -101,7 +101,7 @@ func main() {
 		Reboot:   pc.Reboot,
 		PowerOff: pc.PowerOff,
 	})...)
-	reg.MustRegister(selftestCommand(), vmCommand())
+	reg.MustRegister(selftestCommand(), benchCommand(), vmCommand())
 	sh := shell.New(pc.RawConsole(), reg)
 	log.SetMirror(sh.Writer(), klog.Info)
 

@@ -111,6 +111,32 @@ func startVMM(info *bootinfo.Info) {
 	vmm.backend = svm.New(caps, frames)
 }
 
+// benchCommand runs the exit-cost bench guest (make bench).
+func benchCommand() shell.Command {
+	return shell.Command{
+		Name: "bench",
+		Help: "[LOOP] measure exit round trips from inside a guest and heap allocations per exit; LOOP (cpuid, port, mmio, hypercall) runs one loop",
+		Run: func(ctx *shell.Context, args []string) error {
+			if len(args) > 1 {
+				return shell.Usagef("unexpected argument %q", args[1])
+			}
+			if vmm.backend == nil {
+				return vmm.err
+			}
+			only := ""
+			if len(args) == 1 {
+				only = args[0]
+			}
+			return selftest.Bench(selftestEnv(ctx), ctx.Out, only)
+		},
+	}
+}
+
+// selftestEnv is what the guest suite and the bench need.
+func selftestEnv(ctx *shell.Context) selftest.Env {
+	return selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}
+}
+
 // selftestCommand runs the guest suite.
 func selftestCommand() shell.Command {
 	return shell.Command{
@@ -123,7 +149,7 @@ func selftestCommand() shell.Command {
 			if vmm.backend == nil {
 				return vmm.err
 			}
-			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}, ctx.Out)
+			_, failed := selftest.Run(selftestEnv(ctx), ctx.Out)
 			if failed > 0 {
 				return errors.New("some cases failed")
 			}
