@@ -54,6 +54,9 @@ type Stats struct {
 	Failed uint64
 	// DecodeHits and DecodeMisses count the decode cache's hits and misses.
 	DecodeHits, DecodeMisses uint64
+	// ExitGPA counts memory operands resolved to the exit's guest
+	// physical address without a page walk (resolveFromExit).
+	ExitGPA uint64
 }
 
 // New returns an Emulator that reaches the vCPU through p. If p also

@@ -242,3 +242,35 @@ func TestNames(t *testing.T) {
 		})
 	}
 }
+
+// TestExitGPAFastPath checks when an operand takes the exit's guest
+// physical address without a page walk: within one page at the exit's page
+// offset, yes; straddling a page or at another offset, no (the walk then
+// finds the mismatch).
+func TestExitGPAFastPath(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rdi, gpa uint64
+		fast     bool
+		wantErr  bool
+	}{
+		{"same offset", mmioBase + 0x10, mmioBase + 0x10, true, false},
+		{"straddles a page", mmioBase + 0xffe, mmioBase + 0xffe, false, true}, // the next page is neither RAM nor the device
+		{"other offset", mmioBase + 4, mmioBase + 8, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeVMSize(ramSize)
+			f.setMode(t, modeLong64)
+			f.setCode(modeLong64, []byte{0x89, 0x07}) // mov [rdi], eax
+			f.gpr[RDI] = tc.rdi
+			e := New(f)
+			err := e.Emulate(tc.gpa)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Emulate: %v, want error %v", err, tc.wantErr)
+			}
+			if got := e.Stats().ExitGPA == 1; got != tc.fast {
+				t.Errorf("fast path taken: %v, want %v", got, tc.fast)
+			}
+		})
+	}
+}
