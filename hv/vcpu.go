@@ -421,7 +421,21 @@ func (v *VCPU) storeSregs() error {
 // and the registers go back to the backend.
 func (v *VCPU) complete(ex *arch.Exit) error {
 	if ex.NextRIP == 0 {
-		return crashf("the %s backend reported no next RIP for a %s exit at rip=%#x", v.vm.backend.Name(), ex.Reason, ex.RIP)
+		// The backend does not know the instruction's length (SVM
+		// without NRIP-save): decode it, prefixes and all.
+		if v.emulator == nil {
+			return crashf("the %s backend reported no next RIP for a %s exit at rip=%#x, and the VM has no instruction emulator to decode it", v.vm.backend.Name(), ex.Reason, ex.RIP)
+		}
+		v.regs.RIP = ex.RIP
+		v.sregsErr = nil
+		n, err := v.emulator.InsnLength()
+		if v.sregsErr != nil {
+			return v.sregsErr
+		}
+		if err != nil {
+			return v.guestFault(err, fmt.Sprintf("decoding the intercepted %s instruction", ex.Reason))
+		}
+		ex.NextRIP = ex.RIP + uint64(n)
 	}
 	v.regs.RIP = ex.NextRIP
 	v.lastIntr.Shadow = false

@@ -274,3 +274,31 @@ func TestExitGPAFastPath(t *testing.T) {
 		})
 	}
 }
+
+// TestInsnLen checks instruction lengths for backends without a next RIP:
+// prefixes count, and the hypercall instructions x86asm does not decode
+// are recognised.
+func TestInsnLen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code []byte
+		want int
+	}{
+		{"cpuid", []byte{0x0f, 0xa2}, 2},
+		{"prefixed cpuid", []byte{0x66, 0x0f, 0xa2}, 3},
+		{"hlt", []byte{0xf4}, 1},
+		{"rex wrmsr", []byte{0x48, 0x0f, 0x30}, 3},
+		{"vmmcall", []byte{0x0f, 0x01, 0xd9}, 3},
+		{"prefixed vmcall", []byte{0x2e, 0x0f, 0x01, 0xc1}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeVM()
+			f.setMode(t, modeLong64)
+			f.setCode(modeLong64, tc.code)
+			n, err := New(f).InsnLen()
+			if err != nil || n != tc.want {
+				t.Errorf("InsnLen = %d, %v; want %d", n, err, tc.want)
+			}
+		})
+	}
+}
