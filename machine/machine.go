@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-hv/keel/devices/debugexit"
@@ -150,6 +151,8 @@ type Machine struct {
 	tables  *acpitables.Image
 	born    time.Time // wall time at the start of guest time (kvmclock)
 	t0      time.Duration
+
+	resetReq atomic.Bool
 
 	mu      sync.Mutex
 	started time.Time
@@ -323,7 +326,10 @@ func (m *Machine) build(kind Kind) error {
 			return err
 		}
 	}
-	reset := func() { m.vm.StopWith("the guest reset the machine", 0) }
+	reset := func() {
+		m.resetReq.Store(true)
+		m.vm.StopWith("the guest reset the machine", 0)
+	}
 	kbd := i8042.New(reset, lines[KBD_IRQ], lines[AUX_IRQ])
 	if err := reg(I8042_DATA_PORT, 1, kbd.Data(), "i8042-data"); err != nil {
 		return err
@@ -433,6 +439,10 @@ func (m *Machine) close() {
 		a.Close()
 	}
 }
+
+// ResetRequested reports whether the guest stopped the VM by resetting
+// the machine (port 0xCF9, the i8042): the manager restarts it.
+func (m *Machine) ResetRequested() bool { return m.resetReq.Load() }
 
 // VM returns the machine's VM.
 func (m *Machine) VM() *hv.VM { return m.vm }

@@ -4,70 +4,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keel-hv/keel/devices/vclock"
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/addr"
+	"github.com/keel-hv/keel/hv/hvtest"
 	"github.com/keel-hv/keel/hv/arch"
-	"github.com/keel-hv/keel/hv/cpuid"
 	"github.com/keel-hv/keel/hv/mem"
 )
-
-// fakeBackend keeps register state and never runs a guest.
-type fakeBackend struct{}
-
-func (fakeBackend) Name() string { return "fake" }
-func (fakeBackend) NewVM(hv.BackendVMConfig) (hv.BackendVM, error) {
-	return &fakeVM{}, nil
-}
-
-type fakeVM struct{}
-
-func (*fakeVM) MapMemory([]mem.Region) error { return nil }
-func (*fakeVM) NewVCPU(int) (hv.BackendVCPU, error) {
-	return &fakeVCPU{kick: make(chan struct{}, 1)}, nil
-}
-func (*fakeVM) Destroy() error { return nil }
-
-type fakeVCPU struct {
-	mu    sync.Mutex
-	regs  arch.Regs
-	sregs arch.Sregs
-	kick  chan struct{}
-}
-
-func (c *fakeVCPU) Run() (arch.Exit, error) {
-	<-c.kick
-	return arch.Exit{Reason: arch.ExitInterrupt}, nil
-}
-func (c *fakeVCPU) GetRegs(r *arch.Regs) error   { *r = c.regs; return nil }
-func (c *fakeVCPU) SetRegs(r *arch.Regs) error   { c.regs = *r; return nil }
-func (c *fakeVCPU) GetSregs(s *arch.Sregs) error { *s = c.sregs; return nil }
-func (c *fakeVCPU) SetSregs(s *arch.Sregs) error { c.sregs = *s; return nil }
-func (c *fakeVCPU) Inject(arch.Event) error      { return nil }
-func (c *fakeVCPU) RequestInterruptWindow(bool)  {}
-func (c *fakeVCPU) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-func (c *fakeVCPU) Destroy() error { return nil }
-
-func hostCPUID(leaf, sub uint32) (a, b, c, d uint32) {
-	if leaf == 0 {
-		return 0xd, 0x68747541, 0x444d4163, 0x69746e65 // AuthenticAMD
-	}
-	if leaf == 0x80000000 {
-		return 0x80000008, 0, 0, 0
-	}
-	return 0, 0, 0, 0
-}
-
-var _ cpuid.HostFunc = hostCPUID
 
 // multibootImage is a Multiboot kernel with the a.out kludge: header, then
 // code loaded at 1 MiB, entered at its first instruction.
@@ -95,7 +41,7 @@ func testEnv(t *testing.T, log *bytes.Buffer) Env {
 		t.Fatal(err)
 	}
 	var tsc uint64
-	return Env{Backend: fakeBackend{}, Frames: frames, HostCPUID: hostCPUID, Clock: &vclock.Fake{},
+	return Env{Backend: hvtest.Backend{}, Frames: frames, HostCPUID: hvtest.HostCPUID, Clock: &vclock.Fake{},
 		TSC: func() uint64 { tsc += 1000; return tsc }, TSCHz: 1e9, Log: log}
 }
 
