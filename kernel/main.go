@@ -104,6 +104,7 @@ func main() {
 	reg.MustRegister(selftestCommand(), benchCommand(), vmCommand())
 	sh := shell.New(pc.RawConsole(), reg)
 	log.SetMirror(sh.Writer(), klog.Info)
+	startVMs(info, sh.Writer())
 
 	if script, ok := cmdline.Get(CMDLINE_RUN); ok {
 		sh.RunScript(script)
