@@ -25,7 +25,7 @@ TAMAGO ?=
 # (xorriso, mtools), OVMF (UEFI firmware for QEMU), ipxe-qemu (the NIC boot
 # ROMs QEMU loads for PXE), Bochs with its BIOS and VGA BIOS (VMX tests).
 DEPS := qemu-system-x86 git grub-pc-bin grub-efi-amd64-bin grub-common xorriso \
-	mtools ovmf ipxe-qemu bochs bochsbios vgabios cpio
+	mtools ovmf ipxe-qemu bochs bochsbios vgabios cpio binutils
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 KERNEL := build/keel.elf
