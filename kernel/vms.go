@@ -29,7 +29,8 @@ func startVMs(info *bootinfo.Info, out io.Writer) {
 		return
 	}
 	env := machine.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Clock: vclock.NewReal(),
-		Wall: time.Now, TSC: pc.TSC, TSCHz: pc.TSCHz(), Log: out}
+		Wall: pc.WallClock, TSC: pc.TSC, TSCHz: pc.TSCHz(), Log: out}
+	fmt.Fprintf(out, "keel: wall clock %s (host RTC)\n", pc.WallClock().Format(time.RFC3339))
 	vms = manager.New(env, out)
 	if info == nil {
 		return
