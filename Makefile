@@ -59,6 +59,8 @@ KERNEL_LDFLAGS := -T 0x04010000 -R 0x1000 -X main.Version=$(VERSION)
 KERNEL_TAGS := linkcpuinit,linkramstart
 
 .DEFAULT_GOAL := kernel
+
+include mk/guest.mk
 .PHONY: deps toolchain kernel iso pxe run test bench bench-boot guests clean
 
 deps:
@@ -85,15 +87,15 @@ pxe: deps kernel
 	@echo "pxe: $(PXE)/ from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
 	$(GO) run ./boot/cmd/keel-media pxe -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(PXE)
 
-run: deps kernel
-	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL)
+run: deps kernel bundle
+	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL) -initrd $(GUEST_BUNDLE)
 
 # KEEL_GOROOT and KEEL_KERNEL enable the tests that check the built toolchain
 # and kernel (toolchain/, toolchain/elfcheck, qemu-tests/).
-test: deps kernel
+test: deps kernel bundle
 	@goroot="$$(env -u GOROOT GOTOOLCHAIN=local $(TAMAGO_GO) env GOROOT)" && \
-	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) $(GO) test ./..." && \
-	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./...
+	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) KEEL_GUEST_DIR=$(abspath $(GUEST_DIR)) $(GO) test -timeout 60m ./..." && \
+	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" KEEL_GUEST_DIR="$(abspath $(GUEST_DIR))" $(GO) test -timeout 60m ./...
 
 # Exit round-trip costs measured by a guest under Keel and directly on
 # QEMU, with -icount (exact and repeatable), and allocations per exit.
