@@ -54,7 +54,6 @@
 package pit
 
 import (
-	"math/bits"
 	"sync"
 	"time"
 
@@ -437,27 +436,11 @@ var minIRQTicks = durToTicks(MIN_IRQ_PERIOD)
 
 // durToTicks converts a non-negative duration to whole input clocks.
 func durToTicks(d time.Duration) uint64 {
-	if d <= 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(uint64(d), PIT_HZ)
-	q, _ := bits.Div64(hi, lo, uint64(time.Second)) // hi < 1e9: d < 2^63
-	return q
+	return vclock.Ticks(d, PIT_HZ)
 }
 
 // ticksToDur returns the first duration at which durToTicks reaches t,
 // saturating at the largest duration.
 func ticksToDur(t uint64) time.Duration {
-	hi, lo := bits.Mul64(t, uint64(time.Second))
-	if hi >= PIT_HZ {
-		return 1<<63 - 1
-	}
-	q, r := bits.Div64(hi, lo, PIT_HZ)
-	if r != 0 {
-		q++
-	}
-	if q > 1<<63-1 {
-		return 1<<63 - 1
-	}
-	return time.Duration(q)
+	return vclock.TicksDuration(t, PIT_HZ)
 }

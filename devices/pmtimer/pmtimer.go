@@ -43,7 +43,6 @@
 package pmtimer
 
 import (
-	"math/bits"
 	"sync"
 	"time"
 
@@ -429,27 +428,11 @@ func (b *Block) fire(gen uint64) {
 // durToTicks converts a duration since the clock's origin to PM timer
 // ticks.
 func durToTicks(d time.Duration) uint64 {
-	if d <= 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(uint64(d), PM_TIMER_HZ)
-	q, _ := bits.Div64(hi, lo, uint64(time.Second))
-	return q
+	return vclock.Ticks(d, PM_TIMER_HZ)
 }
 
 // ticksToDur returns the first duration at which durToTicks reaches t,
 // saturating at the largest duration.
 func ticksToDur(t uint64) time.Duration {
-	hi, lo := bits.Mul64(t, uint64(time.Second))
-	if hi >= PM_TIMER_HZ {
-		return 1<<63 - 1
-	}
-	q, r := bits.Div64(hi, lo, PM_TIMER_HZ)
-	if r != 0 {
-		q++
-	}
-	if q > 1<<63-1 {
-		return 1<<63 - 1
-	}
-	return time.Duration(q)
+	return vclock.TicksDuration(t, PM_TIMER_HZ)
 }

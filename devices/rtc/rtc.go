@@ -54,7 +54,6 @@ package rtc
 
 import (
 	"fmt"
-	"math/bits"
 	"sync"
 	"time"
 
@@ -667,27 +666,11 @@ func (r *RTC) NVRAM(index int) byte {
 
 // durToTicks converts a non-negative duration to whole TIME_BASE_HZ ticks.
 func durToTicks(d time.Duration) uint64 {
-	if d <= 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(uint64(d), TIME_BASE_HZ)
-	q, _ := bits.Div64(hi, lo, uint64(time.Second))
-	return q
+	return vclock.Ticks(d, TIME_BASE_HZ)
 }
 
 // ticksToDur returns the first duration at which durToTicks reaches t,
 // saturating at the largest duration.
 func ticksToDur(t uint64) time.Duration {
-	hi, lo := bits.Mul64(t, uint64(time.Second))
-	if hi >= TIME_BASE_HZ {
-		return 1<<63 - 1
-	}
-	q, rem := bits.Div64(hi, lo, TIME_BASE_HZ)
-	if rem != 0 {
-		q++
-	}
-	if q > 1<<63-1 {
-		return 1<<63 - 1
-	}
-	return time.Duration(q)
+	return vclock.TicksDuration(t, TIME_BASE_HZ)
 }
