@@ -6,7 +6,7 @@
 #   make kernel      build build/keel.elf
 #   make iso         build build/keel.iso: GRUB hybrid image (BIOS, UEFI, USB stick)
 #   make pxe         build build/pxe/: TFTP root for PXE (iPXE, GRUB BIOS and UEFI)
-#   make bench       measure exit round-trip costs under QEMU -icount (a minute)
+#   make bench       exit round-trip costs (QEMU -icount) and Linux boot times (minutes)
 #   make bench-boot  measure boot times over every media path (minutes)
 #   make guests      reassemble the selftest guests (kernel/selftest/guests)
 #   make clean       remove build/
@@ -79,11 +79,11 @@ kernel: $(TOOLCHAIN_DEP)
 # The media builder checks for its tools and says which package is missing;
 # deps installs them first. KEEL_CMDLINE comes through the environment so
 # that its quotes reach the builder untouched.
-iso: deps kernel
+iso: deps kernel bundle
 	@echo "iso: $(ISO) from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
 	$(GO) run ./boot/cmd/keel-media iso -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(ISO)
 
-pxe: deps kernel
+pxe: deps kernel bundle
 	@echo "pxe: $(PXE)/ from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
 	$(GO) run ./boot/cmd/keel-media pxe -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(PXE)
 
@@ -99,8 +99,8 @@ test: deps kernel bundle
 
 # Exit round-trip costs measured by a guest under Keel and directly on
 # QEMU, with -icount (exact and repeatable), and allocations per exit.
-bench: deps kernel
-	KEEL_BENCH=1 KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./qemu-tests -run '^TestExitCosts$$' -v -count=1 -timeout 30m
+bench: deps kernel bundle
+	KEEL_BENCH=1 KEEL_KERNEL="$(abspath $(KERNEL))" KEEL_GUEST_DIR="$(abspath $(GUEST_DIR))" $(GO) test ./qemu-tests -run '^(TestExitCosts|TestLinuxBootTimes)$$' -v -count=1 -timeout 60m
 
 # Boot times over every media path (5 runs each, medians); not part of test.
 bench-boot: deps kernel

@@ -9,6 +9,7 @@
 //
 //	keel-guest: userspace up
 //	keel-guest: nproc=N
+//	keel-guest: memtotal=KIBkB
 //	keel-guest: clock realtime=SECONDS.NANOSECONDS monotonic=NANOSECONDS
 //
 // N is the number of online CPUs as Linux sees them
@@ -88,6 +89,7 @@ func main() {
 	}
 
 	say("nproc=%d", onlineCPUs())
+	printMemory()
 	printClock()
 
 	sleep, reboot := options()
@@ -153,6 +155,22 @@ func countCPUList(list string) (int, error) {
 		n += last - first + 1
 	}
 	return n, nil
+}
+
+// printMemory prints MemTotal from /proc/meminfo, in KiB.
+func printMemory() {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		fail("reading /proc/meminfo: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			say("memtotal=%skB", strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return
+		}
+	}
+	fail("no MemTotal in /proc/meminfo")
 }
 
 // printClock prints CLOCK_REALTIME and CLOCK_MONOTONIC.
