@@ -236,3 +236,38 @@ func TestNextRIP(t *testing.T) {
 		}
 	}
 }
+
+// TestGetSregsCache checks that GetSregs's cache follows every change of
+// the VMCB: through SetSregs and as the processor writes it at an exit.
+func TestGetSregsCache(t *testing.T) {
+	host := mem.NewSparseHost(1<<30, 64<<20)
+	frames, _ := mem.NewFrames([]addr.Range{{Base: 1 << 30, Size: 64 << 20}}, nil, host)
+	b := New(Capabilities{NPT: true, ASIDs: 16}, frames)
+	bvm, err := b.NewVM(BackendConfigForTest("t", frames))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := bvm.NewVCPU(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := bc.(*vcpu)
+	var s arch.Sregs
+	c.GetSregs(&s)
+	s.CR3, s.CS.Base, s.APICBase = 0x5000, 0xf0000, 0xfee00900
+	if err := c.SetSregs(&s); err != nil {
+		t.Fatal(err)
+	}
+	var got arch.Sregs
+	got.APICBase = 0x1234
+	c.GetSregs(&got)
+	if got.CR3 != 0x5000 || got.CS.Base != 0xf0000 || got.APICBase != 0x1234 {
+		t.Fatalf("after SetSregs: CR3=%#x CS.base=%#x APICBase=%#x", got.CR3, got.CS.Base, got.APICBase)
+	}
+	c.v.setU64(VMCB_CR0, c.v.u64(VMCB_CR0)|arch.CR0_PE) // as VMRUN's exit would
+	c.v.setU64(VMCB_GDTR+8, 0x7000)
+	c.GetSregs(&got)
+	if got.CR0&arch.CR0_PE == 0 || got.GDTR.Base != 0x7000 {
+		t.Fatalf("after the VMCB changed: CR0=%#x GDTR.base=%#x", got.CR0, got.GDTR.Base)
+	}
+}

@@ -92,6 +92,11 @@ type vcpu struct {
 	// completed the instruction (SetRegs moves RIP).
 	lastExitRIP uint64
 	nrips       bool
+
+	// The last GetSregs result and the VMCB bytes it came from.
+	sregsCache  arch.Sregs
+	sregsRaw    [SREGS_RAW]byte
+	sregsCached bool
 	// flushAlways is set when the vCPU shares its ASID with others.
 	flushAlways bool
 	// fxBuf holds the guest's FXSAVE image (512 bytes, 16-byte aligned
@@ -137,6 +142,54 @@ func segOffsets(s *arch.Sregs) []struct {
 
 // GetSregs implements hv.BackendVCPU.
 func (c *vcpu) GetSregs(s *arch.Sregs) error {
+	// The VMCB fields GetSregs decodes rarely change between exits: if
+	// their bytes are those of the last decode, so is the result.
+	if c.sregsCached && c.sregsRawEqual() {
+		apicBase := s.APICBase
+		*s = c.sregsCache
+		s.APICBase = apicBase
+		return nil
+	}
+	c.decodeSregs(s)
+	c.sregsCache, c.sregsCached = *s, true
+	c.saveSregsRaw()
+	return nil
+}
+
+// sregsRanges are the VMCB byte ranges decodeSregs reads: the segment
+// and descriptor-table registers, CPL and EFER, CR4/CR3/CR0, CR2 and
+// V_TPR (APM Vol. 2, Appendix B).
+var sregsRanges = [...]struct{ off, n int }{
+	{VMCB_ES, VMCB_TR + 16 - VMCB_ES}, {VMCB_CPL, VMCB_EFER + 8 - VMCB_CPL},
+	{VMCB_CR4, VMCB_CR0 + 8 - VMCB_CR4}, {VMCB_CR2, 8}, {VMCB_VINTR, 8},
+}
+
+// SREGS_RAW is the number of bytes in sregsRanges.
+const SREGS_RAW = (VMCB_TR + 16 - VMCB_ES) + (VMCB_EFER + 8 - VMCB_CPL) + (VMCB_CR0 + 8 - VMCB_CR4) + 8 + 8
+
+// sregsRawEqual reports whether the VMCB still holds the bytes of the
+// last decode.
+func (c *vcpu) sregsRawEqual() bool {
+	i := 0
+	for _, r := range sregsRanges {
+		if string(c.v[r.off:r.off+r.n]) != string(c.sregsRaw[i:i+r.n]) {
+			return false
+		}
+		i += r.n
+	}
+	return true
+}
+
+// saveSregsRaw keeps the bytes of the decode just done.
+func (c *vcpu) saveSregsRaw() {
+	i := 0
+	for _, r := range sregsRanges {
+		i += copy(c.sregsRaw[i:], c.v[r.off:r.off+r.n])
+	}
+}
+
+// decodeSregs reads the system registers out of the VMCB.
+func (c *vcpu) decodeSregs(s *arch.Sregs) {
 	for _, f := range segOffsets(s) {
 		*f.seg = c.v.segment(f.off)
 	}
@@ -147,7 +200,6 @@ func (c *vcpu) GetSregs(s *arch.Sregs) error {
 	s.CR8 = c.v.u64(VMCB_VINTR) & 0xf
 	s.EFER = c.v.u64(VMCB_EFER) &^ EFER_SVME
 	s.PDPTEValid = false
-	return nil
 }
 
 // SetSregs implements hv.BackendVCPU.

@@ -217,6 +217,9 @@ func (m *GuestMemory) Contains(gpa addr.GPA, n uint64) bool {
 	if m.gone.Load() {
 		return false
 	}
+	if len(m.regions) > 0 && gpa >= m.regions[0].GPA && n <= m.regions[0].Size && uint64(gpa-m.regions[0].GPA) <= m.regions[0].Size-n {
+		return true // the common case: low RAM
+	}
 	for n > 0 {
 		i := m.find(gpa)
 		if i < 0 {
@@ -243,6 +246,25 @@ func (m *GuestMemory) access(gpa addr.GPA, p []byte, write bool) error {
 	n := uint64(len(p))
 	if m.gone.Load() {
 		return m.fail(op, gpa, n, ErrReleased)
+	}
+	// Fast path: the whole access in one region and one host page (a
+	// page-table entry, an instruction, a device's operand).
+	if i := m.find(gpa); i >= 0 && n > 0 {
+		r := &m.regions[i]
+		off := uint64(gpa - r.GPA)
+		hpa := r.HPA + addr.HPA(off)
+		if n <= r.Size-off && hpa.PageOffset()+n <= addr.PAGE_SIZE_4K {
+			s, err := m.host.Slice(hpa, n)
+			if err != nil {
+				return m.fail(op, gpa, n, err)
+			}
+			if write {
+				copy(s, p)
+			} else {
+				copy(p, s)
+			}
+			return nil
+		}
 	}
 	if _, ok := gpa.Add(n); !ok {
 		return m.fail(op, gpa, n, ErrOutsideRAM)
