@@ -72,7 +72,7 @@ func main() {
 		boot.Warnf("no time-slice timer: guests that never exit keep their CPU")
 	}
 	pc.StartAPs(apics, silentAPs(cmdline, boot), log.Logger("smp").Warnf)
-	startVMM(info)
+	startVMM(info, log.Logger("vmm"))
 	if vmm.err != nil {
 		log.Logger("vmm").Warnf("%v", vmm.err)
 	}

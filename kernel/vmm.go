@@ -10,10 +10,12 @@ import (
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/mem"
 	"github.com/keel-hv/keel/kernel/bootinfo"
+	"github.com/keel-hv/keel/kernel/klog"
 	"github.com/keel-hv/keel/kernel/pc"
 	"github.com/keel-hv/keel/kernel/selftest"
 	"github.com/keel-hv/keel/kernel/shell"
 	"github.com/keel-hv/keel/svm"
+	"github.com/keel-hv/keel/vmx"
 )
 
 // vmm is the hypervisor's state: the frame allocator over the RAM Keel
@@ -77,10 +79,10 @@ func vmCommand() shell.Command {
 	}
 }
 
-// startVMM builds the frame allocator and picks the backend: SVM when the
-// processor has it (VMX comes with its backend). Without one, VMs cannot
-// run and the reason is kept for the commands that need them.
-func startVMM(info *bootinfo.Info) {
+// startVMM builds the frame allocator and picks the backend the processor
+// offers: SVM (AMD-V) or VMX (Intel VT-x). Without one, VMs cannot run and
+// the reason is kept for the commands that need them.
+func startVMM(info *bootinfo.Info, log klog.Logger) {
 	ram, reserved := pc.GuestRAM(info)
 	frames, err := mem.NewFrames(ram, reserved, pc.HostMemory{})
 	if err != nil {
@@ -88,27 +90,49 @@ func startVMM(info *bootinfo.Info) {
 		return
 	}
 	vmm.frames = frames
-	if pc.CPU().Virt != "svm" {
-		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V; the VMX backend is not written yet)", pc.CPU().Virt)
-		return
-	}
-	caps, err := svm.Detect(pc.CPUID, pc.ReadMSR)
-	if err != nil {
-		vmm.err = err
-		return
-	}
 	var ids []uint32
 	for _, c := range pc.CPUList() {
 		if c.Online {
 			ids = append(ids, c.APICID)
 		}
 	}
+	switch virt := pc.CPU().Virt; virt {
+	case "svm":
+		vmm.backend, vmm.err = startSVM(frames, ids)
+	case "vmx":
+		vmm.backend, vmm.err = startVMX(frames, ids, log)
+	default:
+		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V or Intel VT-x)", virt)
+	}
+}
+
+// startSVM sets up the AMD-V backend on every processor.
+func startSVM(frames *mem.Frames, ids []uint32) (hv.Backend, error) {
+	caps, err := svm.Detect(pc.CPUID, pc.ReadMSR)
+	if err != nil {
+		return nil, err
+	}
 	if err := svm.SetupCPUs(frames, ids); err != nil {
-		vmm.err = err
-		return
+		return nil, err
 	}
 	svm.SetKick(pc.Kick)
-	vmm.backend = svm.New(caps, frames)
+	return svm.New(caps, frames), nil
+}
+
+// startVMX sets up the Intel VT-x backend on every processor.
+func startVMX(frames *mem.Frames, ids []uint32, log klog.Logger) (hv.Backend, error) {
+	caps, err := vmx.Detect(pc.CPUID, pc.ReadMSR)
+	if err != nil {
+		return nil, err
+	}
+	log.Infof("vmx: %s", caps)
+	if err := vmx.SetupCPUs(caps, frames, ids); err != nil {
+		return nil, err
+	}
+	vmx.SetKick(pc.Kick)
+	b := vmx.New(caps, frames)
+	b.SetTimeSlice(pc.TSCHz() * pc.TIME_SLICE_MS / 1000)
+	return b, nil
 }
 
 // selftestCommand runs the guest suite.

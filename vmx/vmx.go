@@ -157,6 +157,40 @@ type Capabilities struct {
 	hostMSRs [len(switchedMSRs)]uint64
 }
 
+// String summarises the capabilities for the boot log, e.g. "VMCS
+// revision 0x2b, TRUE controls, EPT (2M 1G), VPID, unrestricted guest,
+// virtual NMIs, preemption timer (rate 5, saved), INS/OUTS information".
+func (caps Capabilities) String() string {
+	s := fmt.Sprintf("VMCS revision %#x", caps.Revision)
+	add := func(on bool, what string) {
+		if on {
+			s += ", " + what
+		}
+	}
+	add(caps.TrueControls, "TRUE controls")
+	pages := ""
+	if caps.EPT2M {
+		pages += " 2M"
+	}
+	if caps.EPT1G {
+		pages += " 1G"
+	}
+	s += ", EPT (4K" + pages + ")"
+	add(caps.VPID, "VPID")
+	add(caps.Proc2.May1&SECONDARY_EXEC_UNRESTRICTED_GUEST != 0, "unrestricted guest")
+	add(caps.VirtualNMIs, "virtual NMIs")
+	if caps.PreemptionTimer {
+		saved := ""
+		if caps.SavePreemption {
+			saved = ", saved"
+		}
+		s += fmt.Sprintf(", preemption timer (rate %d%s)", caps.PreemptionRate, saved)
+	}
+	add(caps.InsOutsInfo, "INS/OUTS information")
+	add(caps.EnableFeatureControl, "IA32_FEATURE_CONTROL unlocked (Keel locks it)")
+	return s
+}
+
 // Controls Keel needs (Detect refuses a processor without them) and
 // controls it uses when present.
 const (

@@ -113,6 +113,9 @@ func TestDetect(t *testing.T) {
 			if caps.ProcCtl&(CPU_BASED_CR3_LOAD_EXITING|CPU_BASED_CR3_STORE_EXITING) != 0 {
 				t.Errorf("proc controls %#x exit on CR3 accesses with TRUE controls", caps.ProcCtl)
 			}
+			if got, want := caps.String(), "VMCS revision 0x2b, TRUE controls, EPT (4K 2M 1G), VPID, unrestricted guest, virtual NMIs, preemption timer (rate 5, saved), INS/OUTS information"; got != want {
+				t.Errorf("caps.String() = %q, want %q", got, want)
+			}
 			if caps.hostMSRs[0] != m[IA32_STAR] {
 				t.Errorf("host STAR = %#x, want %#x", caps.hostMSRs[0], m[IA32_STAR])
 			}
