@@ -399,6 +399,26 @@ func TestMediaBochs(t *testing.T) {
 	}
 }
 
+// TestSelftestBochs runs the guest suite on the VMX backend under Bochs
+// (Skylake-X: EPT, VPID, unrestricted guest) with as many CPUs as
+// TestMediaBochs: the same cases as under QEMU/SVM must pass, and `vm list`
+// must name the vmx backend.
+func TestSelftestBochs(t *testing.T) {
+	t.Parallel()
+	kernel := KernelPath(t)
+	iso := filepath.Join(t.TempDir(), "keel-selftest.iso")
+	if err := media.BuildISO(media.Options{Kernel: kernel, Cmdline: `keel.run="selftest; vm list; poweroff"`}, iso); err != nil {
+		t.Fatalf("building the ISO image: %v", err)
+	}
+	vm := startBochs(t, iso, bochsCPUs)
+	ready := expectReady(t, vm, bochsTimeout)
+	checkReady(t, ready, "vmx", bochsCPUs)
+	checkSelftest(t, vm, "vmx", bochsTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("Bochs exit status after poweroff = %d, want 1 (ACPI soft power off or shutdown port)", status)
+	}
+}
+
 // tail returns the last n bytes of s.
 func tail(s string, n int) string {
 	if len(s) > n {
