@@ -24,6 +24,9 @@ var vmm struct {
 	frames  *mem.Frames
 	backend hv.Backend
 	err     error
+	// moves counts vCPU moves between CPUs when keel.test.vmx-move is
+	// set (nil otherwise).
+	moves func() uint64
 
 	mu  sync.Mutex
 	vms []*hv.VM // VMs that exist (destroyed ones are dropped by list)
@@ -82,7 +85,8 @@ func vmCommand() shell.Command {
 // startVMM builds the frame allocator and picks the backend the processor
 // offers: SVM (AMD-V) or VMX (Intel VT-x). Without one, VMs cannot run and
 // the reason is kept for the commands that need them.
-func startVMM(info *bootinfo.Info, log klog.Logger) {
+// moveTest enables the VMX backend's CPU-move test (keel.test.vmx-move).
+func startVMM(info *bootinfo.Info, log klog.Logger, moveTest bool) {
 	ram, reserved := pc.GuestRAM(info)
 	frames, err := mem.NewFrames(ram, reserved, pc.HostMemory{})
 	if err != nil {
@@ -100,11 +104,22 @@ func startVMM(info *bootinfo.Info, log klog.Logger) {
 	case "svm":
 		vmm.backend, vmm.err = startSVM(frames, ids)
 	case "vmx":
-		vmm.backend, vmm.err = startVMX(frames, ids, log)
+		var b *vmx.Backend
+		if b, vmm.err = startVMX(frames, ids, log); vmm.err == nil {
+			vmm.backend = b
+			if moveTest {
+				b.SetMoveTest(VMX_MOVE_TEST_EVERY)
+				vmm.moves = b.Moves
+			}
+		}
 	default:
 		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V or Intel VT-x)", virt)
 	}
 }
+
+// VMX_MOVE_TEST_EVERY is how many exits a vCPU makes between the sleeps
+// of the CPU-move test.
+const VMX_MOVE_TEST_EVERY = 7
 
 // startSVM sets up the AMD-V backend on every processor.
 func startSVM(frames *mem.Frames, ids []uint32) (hv.Backend, error) {
@@ -120,7 +135,7 @@ func startSVM(frames *mem.Frames, ids []uint32) (hv.Backend, error) {
 }
 
 // startVMX sets up the Intel VT-x backend on every processor.
-func startVMX(frames *mem.Frames, ids []uint32, log klog.Logger) (hv.Backend, error) {
+func startVMX(frames *mem.Frames, ids []uint32, log klog.Logger) (*vmx.Backend, error) {
 	caps, err := vmx.Detect(pc.CPUID, pc.ReadMSR)
 	if err != nil {
 		return nil, err
@@ -148,6 +163,9 @@ func selftestCommand() shell.Command {
 				return vmm.err
 			}
 			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}, ctx.Out)
+			if vmm.moves != nil {
+				ctx.Printf("selftest: %d vCPU moves between CPUs (%s)\n", vmm.moves(), CMDLINE_TEST_VMX_MOVE)
+			}
 			if failed > 0 {
 				return errors.New("some cases failed")
 			}

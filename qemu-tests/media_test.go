@@ -419,6 +419,29 @@ func TestSelftestBochs(t *testing.T) {
 	}
 }
 
+// TestSelftestBochsMoves runs the suite under Bochs with
+// keel.test.vmx-move, which makes vCPU goroutines sleep every few exits so
+// that they resume on the other CPU: every case must still pass, and the
+// VMCS must have changed CPUs.
+func TestSelftestBochsMoves(t *testing.T) {
+	t.Parallel()
+	kernel := KernelPath(t)
+	iso := filepath.Join(t.TempDir(), "keel-moves.iso")
+	if err := media.BuildISO(media.Options{Kernel: kernel, Cmdline: `keel.run="selftest; vm list; poweroff" keel.test.vmx-move`}, iso); err != nil {
+		t.Fatalf("building the ISO image: %v", err)
+	}
+	vm := startBochs(t, iso, bochsCPUs)
+	m := vm.Expect(`(?m)^selftest: (\d+) vCPU moves between CPUs`, bochsTimeout)
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("no vCPU moved between CPUs (%s); the test proves nothing", m[0])
+	}
+	vm.Rewind(0)
+	checkSelftest(t, vm, "vmx", bochsTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("Bochs exit status after poweroff = %d, want 1", status)
+	}
+}
+
 // tail returns the last n bytes of s.
 func tail(s string, n int) string {
 	if len(s) > n {

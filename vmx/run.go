@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync/atomic"
+	"time"
 
 	"github.com/keel-hv/keel/hv/arch"
 )
@@ -190,6 +191,7 @@ func (c *vcpu) Run() (arch.Exit, error) {
 		if err := h.collectWrites(); err != nil {
 			return e, err
 		}
+		prev := h.lastCPU
 		switch st := enter(h); st {
 		case ENTER_KICKED:
 			continue
@@ -212,6 +214,14 @@ func (c *vcpu) Run() (arch.Exit, error) {
 		}
 		h.clearDirty()
 		h.flush = 0
+		if prev != h.lastCPU && prev != ^uint32(0) {
+			c.vm.b.moves.Add(1)
+		}
+		if n := c.vm.b.moveEvery.Load(); n != 0 {
+			if c.exits++; c.exits%n == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		c.afterExit()
 		if c.decode(&e) {
 			return e, nil

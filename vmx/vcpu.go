@@ -142,6 +142,8 @@ type vcpu struct {
 	// preemption is the VMX-preemption timer value of one slice (0: the
 	// timer is off).
 	preemption uint64
+	// exits counts exits for the CPU-move test.
+	exits uint64
 }
 
 // GetRegs implements hv.BackendVCPU.

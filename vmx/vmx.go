@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/addr"
@@ -413,6 +414,10 @@ type Backend struct {
 	nextVPID uint32
 	// slice is the time slice in TSC ticks (SetTimeSlice), 0 for none.
 	slice uint64
+	// moveEvery is the CPU-move test's period in exits (0: off); moves
+	// counts entries on another CPU than the vCPU's previous one.
+	moveEvery atomic.Uint64
+	moves     atomic.Uint64
 }
 
 // New returns the backend for processors with caps; hardware structures
@@ -435,6 +440,16 @@ func (b *Backend) SetTimeSlice(tscTicks uint64) {
 	b.slice = tscTicks
 	b.mu.Unlock()
 }
+
+// SetMoveTest makes every vCPU goroutine sleep for a millisecond after
+// every n-th exit (0: never), so that the Go scheduler is likely to resume
+// it on another CPU: a test of the VMCS hand-over between CPUs, which
+// Keel's selftest guests rarely cause on their own.
+func (b *Backend) SetMoveTest(n uint64) { b.moveEvery.Store(n) }
+
+// Moves returns how many times a vCPU entered the guest on another CPU
+// than at its previous entry.
+func (b *Backend) Moves() uint64 { return b.moves.Load() }
 
 // preemptionValue returns the VMX-preemption timer value of one slice.
 func (b *Backend) preemptionValue() uint64 {

@@ -600,3 +600,29 @@ func TestPreemptionTimer(t *testing.T) {
 		t.Errorf("the timer is not rearmed for the next slice")
 	}
 }
+
+// TestMoves: Run counts entries on another CPU than the previous one (the
+// entry path records the CPU in lastCPU), and the move test sleeps.
+func TestMoves(t *testing.T) {
+	b, c := newTestVCPU(t)
+	old := enter
+	defer func() { enter = old }()
+	cpus := []uint32{0, 0, 1, 1, 0, 3}
+	i := 0
+	enter = func(h *hwState) int {
+		h.lastCPU = cpus[i]
+		i++
+		h.v.set(VM_EXIT_REASON, EXIT_REASON_HLT)
+		h.v.set(VM_EXIT_INSTRUCTION_LEN, 1)
+		return ENTER_EXITED
+	}
+	b.SetMoveTest(2)
+	for range cpus {
+		if e, err := c.Run(); err != nil || e.Reason != arch.ExitHLT {
+			t.Fatalf("Run = %v, %v", e.String(), err)
+		}
+	}
+	if got := b.Moves(); got != 3 {
+		t.Errorf("Moves() = %d after entries on CPUs %v; want 3", got, cpus)
+	}
+}
