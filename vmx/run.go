@@ -19,6 +19,7 @@ const (
 	ENTER_VMPTRLD_FAILED = 4 // VMPTRLD (or the first VMCLEAR) failed
 	ENTER_VMWRITE_FAILED = 5 // a VMWRITE failed: hwState.failField names the field
 	ENTER_LAUNCH_FAILED  = 6 // VMLAUNCH failed: hwState.insnErr holds the error number
+	ENTER_INVEPT_FAILED  = 7 // INVEPT or INVVPID failed
 )
 
 // MAX_WRITES bounds the fields written in one entry: more than Keel uses.
@@ -204,6 +205,8 @@ func (c *vcpu) Run() (arch.Exit, error) {
 			return e, fmt.Errorf("vmx: %s: VMCLEAR/VMPTRLD of the VMCS at %#x failed (VM-instruction error %d: %s)", c, h.vmcsPA, h.insnErr, insnErrorText(h.insnErr))
 		case ENTER_VMWRITE_FAILED:
 			return e, fmt.Errorf("vmx: %s: VMWRITE of field %#x failed (VM-instruction error %d: %s)", c, h.failField, h.insnErr, insnErrorText(h.insnErr))
+		case ENTER_INVEPT_FAILED:
+			return e, fmt.Errorf("vmx: %s: INVEPT (type %d) or INVVPID (type %d) failed (VM-instruction error %d: %s)", c, h.invept, h.invvpid, h.insnErr, insnErrorText(h.insnErr))
 		case ENTER_LAUNCH_FAILED:
 			h.clearDirty()
 			h.flush = 0

@@ -241,8 +241,7 @@ write_fail:
 	JMP	fail_clear
 
 inv_fail:
-	MOVL	$0xffff, hwState_failField(DI)
-	MOVL	$const_ENTER_VMWRITE_FAILED, R13
+	MOVL	$const_ENTER_INVEPT_FAILED, R13
 
 fail_clear:
 	MOVQ	$const_VM_INSTRUCTION_ERROR, AX

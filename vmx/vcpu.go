@@ -470,6 +470,13 @@ func (c *vcpu) decode(e *arch.Exit) bool {
 	case EXIT_REASON_EPT_VIOLATION:
 		e.Reason = arch.ExitPageFault
 		e.Fault = arch.PageFaultExit{GPA: addr.GPA(v.read(GUEST_PHYSICAL_ADDRESS)), Access: eptAccess(qual)}
+		if qual&EPT_VIOLATION_NMI_UNBLOCK != 0 && c.vm.b.caps.VirtualNMIs && v.read(IDT_VECTORING_INFO_FIELD)&INTR_INFO_VALID == 0 {
+			// The fault hit an IRET that had unblocked NMIs; it runs
+			// again, so NMIs are blocked until it completes (SDM Vol.
+			// 3C, 28.2.3).
+			v.write(GUEST_INTERRUPTIBILITY_INFO, v.read(GUEST_INTERRUPTIBILITY_INFO)|GUEST_INTR_STATE_NMI)
+			e.Intr.NMIBlocked = true
+		}
 		if qual&EPT_VIOLATION_GVA_VALID != 0 {
 			e.Fault.GVAValid = true
 			e.Fault.GVA = addr.GVA(v.read(GUEST_LINEAR_ADDRESS))
