@@ -6,6 +6,7 @@
 #   make kernel      build build/keel.elf
 #   make iso         build build/keel.iso: GRUB hybrid image (BIOS, UEFI, USB stick)
 #   make pxe         build build/pxe/: TFTP root for PXE (iPXE, GRUB BIOS and UEFI)
+#   make bench       exit round-trip costs (QEMU -icount) and Linux boot times (minutes)
 #   make bench-boot  measure boot times over every media path (minutes)
 #   make guests      reassemble the selftest guests (kernel/selftest/guests)
 #   make clean       remove build/
@@ -24,7 +25,7 @@ TAMAGO ?=
 # (xorriso, mtools), OVMF (UEFI firmware for QEMU), ipxe-qemu (the NIC boot
 # ROMs QEMU loads for PXE), Bochs with its BIOS and VGA BIOS (VMX tests).
 DEPS := qemu-system-x86 git grub-pc-bin grub-efi-amd64-bin grub-common xorriso \
-	mtools ovmf ipxe-qemu bochs bochsbios vgabios
+	mtools ovmf ipxe-qemu bochs bochsbios vgabios cpio binutils
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 KERNEL := build/keel.elf
@@ -58,7 +59,9 @@ KERNEL_LDFLAGS := -T 0x04010000 -R 0x1000 -X main.Version=$(VERSION)
 KERNEL_TAGS := linkcpuinit,linkramstart
 
 .DEFAULT_GOAL := kernel
-.PHONY: deps toolchain kernel iso pxe run test bench-boot guests clean
+
+include mk/guest.mk
+.PHONY: deps toolchain kernel iso pxe run test bench bench-boot guests clean
 
 deps:
 	@./scripts/deps.sh $(DEPS)
@@ -76,23 +79,28 @@ kernel: $(TOOLCHAIN_DEP)
 # The media builder checks for its tools and says which package is missing;
 # deps installs them first. KEEL_CMDLINE comes through the environment so
 # that its quotes reach the builder untouched.
-iso: deps kernel
+iso: deps kernel bundle
 	@echo "iso: $(ISO) from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
 	$(GO) run ./boot/cmd/keel-media iso -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(ISO)
 
-pxe: deps kernel
+pxe: deps kernel bundle
 	@echo "pxe: $(PXE)/ from $(KERNEL), kernel command line: '$$KEEL_CMDLINE'"
 	$(GO) run ./boot/cmd/keel-media pxe -kernel $(KERNEL) -bundle $(KEEL_BUNDLE) -cmdline "$$KEEL_CMDLINE" -o $(PXE)
 
-run: deps kernel
-	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL)
+run: deps kernel bundle
+	$(QEMU) $(QEMU_ARGS) -kernel $(KERNEL) -initrd $(GUEST_BUNDLE)
 
 # KEEL_GOROOT and KEEL_KERNEL enable the tests that check the built toolchain
 # and kernel (toolchain/, toolchain/elfcheck, qemu-tests/).
-test: deps kernel
+test: deps kernel bundle
 	@goroot="$$(env -u GOROOT GOTOOLCHAIN=local $(TAMAGO_GO) env GOROOT)" && \
-	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) $(GO) test ./..." && \
-	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" $(GO) test ./...
+	echo "KEEL_GOROOT=$$goroot KEEL_KERNEL=$(abspath $(KERNEL)) KEEL_GUEST_DIR=$(abspath $(GUEST_DIR)) $(GO) test -timeout 60m ./..." && \
+	KEEL_GOROOT="$$goroot" KEEL_KERNEL="$(abspath $(KERNEL))" KEEL_GUEST_DIR="$(abspath $(GUEST_DIR))" $(GO) test -timeout 60m ./...
+
+# Exit round-trip costs measured by a guest under Keel and directly on
+# QEMU, with -icount (exact and repeatable), and allocations per exit.
+bench: deps kernel bundle
+	KEEL_BENCH=1 KEEL_KERNEL="$(abspath $(KERNEL))" KEEL_GUEST_DIR="$(abspath $(GUEST_DIR))" $(GO) test ./qemu-tests -run '^(TestExitCosts|TestLinuxBootTimes)$$' -v -count=1 -timeout 60m
 
 # Boot times over every media path (5 runs each, medians); not part of test.
 bench-boot: deps kernel

@@ -580,9 +580,22 @@ func TestDispatch(t *testing.T) {
 			kind: kCrash, msg: "reason 200",
 		},
 		{
-			name: "missing next rip",
-			exit: arch.Exit{Reason: arch.ExitCPUID, RIP: rip0},
-			kind: kCrash, msg: "no next RIP",
+			name:  "missing next rip: decoded (prefixed CPUID)",
+			setup: func(e *env) { e.emu.insnLen = 3 },
+			exit:  arch.Exit{Reason: arch.ExitCPUID, RIP: rip0},
+			kind:  kOK, rip: rip0 + 3,
+		},
+		{
+			name:  "missing next rip: fetch faults",
+			setup: func(e *env) { e.emu.lenErr = &GuestException{Event: arch.PageFault(rip0, 0), Reason: "not present"} },
+			exit:  arch.Exit{Reason: arch.ExitHLT, RIP: rip0},
+			kind:  kOK, rip: rip0, event: ptr(arch.PageFault(rip0, 0)),
+		},
+		{
+			name:  "missing next rip: undecodable",
+			setup: func(e *env) { e.emu.lenErr = errors.New("garbage") },
+			exit:  arch.Exit{Reason: arch.ExitCPUID, RIP: rip0},
+			kind:  kCrash, msg: "decoding the intercepted cpuid instruction at rip=0x1000 failed: garbage",
 		},
 		{
 			name:  "backend register failure",

@@ -33,6 +33,11 @@ type InstructionEmulator interface {
 	// EmulateMMIO emulates the instruction at the guest's RIP, whose
 	// memory operand caused an exit at gpa.
 	EmulateMMIO(gpa addr.GPA) error
+	// InsnLength decodes the instruction at the guest's RIP and returns
+	// its length, prefixes included. The core calls it to complete an
+	// intercepted instruction when the backend could not report the next
+	// RIP (Exit.NextRIP 0: SVM without NRIP-save).
+	InsnLength() (int, error)
 	// TranslateGVA translates the guest linear address gva for an access
 	// of kind acc through the guest's current paging mode (CR0.PG=0:
 	// identity; 32-bit, PAE, 4- and 5-level paging), checking the

@@ -237,6 +237,19 @@ type fakeEmu struct {
 	fail   error
 	except *GuestException
 	calls  int
+	// insnLen and lenErr are what InsnLength returns.
+	insnLen int
+	lenErr  error
+}
+
+func (e *fakeEmu) InsnLength() (int, error) {
+	if e.lenErr != nil {
+		return 0, e.lenErr
+	}
+	if e.insnLen == 0 {
+		return 0, errors.New("fake: no instruction length set")
+	}
+	return e.insnLen, nil
 }
 
 func (e *fakeEmu) EmulateMMIO(gpa addr.GPA) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/hv/arch"
+	"github.com/keel-hv/keel/hv/bus"
 	"github.com/keel-hv/keel/hv/hypercall"
 	"github.com/keel-hv/keel/hv/irq"
 	"github.com/keel-hv/keel/hv/msr"
@@ -47,6 +48,16 @@ type VCPU struct {
 	emu        emuCPU
 	emulator   InstructionEmulator
 
+	// Per-vCPU devices, set before the VM starts: an MSR handler
+	// consulted before the MSR policy (the local APIC's MSRs, kvmclock)
+	// and a local MMIO window consulted before the VM's MMIO bus (the
+	// xAPIC page, which every vCPU sees at the same address but which
+	// is its own).
+	msrHandler MSRHandler
+	localBase  addr.GPA
+	localSize  uint64
+	localDev   bus.Device
+
 	running atomic.Bool // a goroutine is inside Run
 	inRun   atomic.Bool // between event delivery and the backend's return: kicks go to the backend
 }
@@ -68,6 +79,43 @@ func newVCPU(vm *VM, id int, be BackendVCPU) *VCPU {
 		}
 	})
 	return v
+}
+
+// MSRHandler is a per-vCPU device that owns some MSRs (the local APIC's
+// x2APIC registers, IA32_APIC_BASE, IA32_TSC_DEADLINE; kvmclock's). The
+// core asks it before the VM's MSR policy; an error from ReadMSR or
+// WriteMSR injects #GP(0). Methods run on the vCPU's goroutine.
+type MSRHandler interface {
+	HandlesMSR(index uint32) bool
+	ReadMSR(index uint32) (uint64, error)
+	WriteMSR(index uint32, value uint64) error
+}
+
+// SetMSRHandler installs the vCPU's MSR handler. Call it before Start.
+func (v *VCPU) SetMSRHandler(h MSRHandler) { v.msrHandler = h }
+
+// SetLocalMMIO gives the vCPU its own device at [base, base+size), seen
+// only by this vCPU's accesses and before the VM's MMIO bus. Call it
+// before Start.
+func (v *VCPU) SetLocalMMIO(base addr.GPA, size uint64, dev bus.Device) {
+	v.localBase, v.localSize, v.localDev = base, size, dev
+}
+
+// mmio routes a device access: the local window, else the VM's bus.
+func (v *VCPU) mmio(gpa addr.GPA, data []byte, write bool) error {
+	if v.localDev != nil && gpa >= v.localBase && uint64(gpa-v.localBase)+uint64(len(data)) <= v.localSize {
+		off := uint64(gpa - v.localBase)
+		if write {
+			v.localDev.Write(off, data)
+		} else {
+			v.localDev.Read(off, data)
+		}
+		return nil
+	}
+	if write {
+		return v.vm.mmio.Write(gpa, data)
+	}
+	return v.vm.mmio.Read(gpa, data)
 }
 
 // discard is an allocation-free io.Writer that drops everything.
@@ -421,7 +469,21 @@ func (v *VCPU) storeSregs() error {
 // and the registers go back to the backend.
 func (v *VCPU) complete(ex *arch.Exit) error {
 	if ex.NextRIP == 0 {
-		return crashf("the %s backend reported no next RIP for a %s exit at rip=%#x", v.vm.backend.Name(), ex.Reason, ex.RIP)
+		// The backend does not know the instruction's length (SVM
+		// without NRIP-save): decode it, prefixes and all.
+		if v.emulator == nil {
+			return crashf("the %s backend reported no next RIP for a %s exit at rip=%#x, and the VM has no instruction emulator to decode it", v.vm.backend.Name(), ex.Reason, ex.RIP)
+		}
+		v.regs.RIP = ex.RIP
+		v.sregsErr = nil
+		n, err := v.emulator.InsnLength()
+		if v.sregsErr != nil {
+			return v.sregsErr
+		}
+		if err != nil {
+			return v.guestFault(err, fmt.Sprintf("decoding the intercepted %s instruction", ex.Reason))
+		}
+		ex.NextRIP = ex.RIP + uint64(n)
 	}
 	v.regs.RIP = ex.NextRIP
 	v.lastIntr.Shadow = false
@@ -518,6 +580,15 @@ func (v *VCPU) handleRDMSR(ex *arch.Exit) error {
 		return err
 	}
 	idx := uint32(v.regs.GPR[arch.RCX])
+	if h := v.msrHandler; h != nil && h.HandlesMSR(idx) {
+		val, err := h.ReadMSR(idx)
+		if err != nil {
+			return v.inject(arch.Exception(arch.VECTOR_GP, 0))
+		}
+		v.regs.GPR[arch.RAX] = val & 0xffffffff
+		v.regs.GPR[arch.RDX] = val >> 32
+		return v.complete(ex)
+	}
 	val, out := v.vm.msrs.Read(v.msrs, idx, v.vm.tsc())
 	switch out {
 	case msr.Fault:
@@ -542,6 +613,12 @@ func (v *VCPU) handleWRMSR(ex *arch.Exit) error {
 	}
 	idx := uint32(v.regs.GPR[arch.RCX])
 	val := v.regs.GPR[arch.RDX]<<32 | v.regs.GPR[arch.RAX]&0xffffffff
+	if h := v.msrHandler; h != nil && h.HandlesMSR(idx) {
+		if err := h.WriteMSR(idx, val); err != nil {
+			return v.inject(arch.Exception(arch.VECTOR_GP, 0))
+		}
+		return v.complete(ex)
+	}
 	switch v.vm.msrs.Write(v.msrs, idx, val) {
 	case msr.Fault:
 		return v.inject(arch.Exception(arch.VECTOR_GP, 0))
@@ -801,7 +878,8 @@ func (v *VCPU) writePhys(gpa addr.GPA, p []byte) error {
 // RAM: fine if a device claims it or the policy treats it as unclaimed
 // MMIO, otherwise a stop.
 func (v *VCPU) outsideRAM(gpa addr.GPA, acc arch.Access) error {
-	if v.vm.mmio.Claimed(gpa) || v.vm.cfg.OutsideRAM == OutsideRAMUnclaimed {
+	local := v.localDev != nil && gpa >= v.localBase && uint64(gpa-v.localBase) < v.localSize
+	if local || v.vm.mmio.Claimed(gpa) || v.vm.cfg.OutsideRAM == OutsideRAMUnclaimed {
 		return nil
 	}
 	return stopf("guest %s access at %s (rip=%#x) is outside its RAM and every device (%d MiB of RAM; outside-RAM policy: stop)",
@@ -864,11 +942,11 @@ func (v *VCPU) handleMMIO(ex *arch.Exit) error {
 	buf := v.buf[:m.Size]
 	if m.Write {
 		putLE(buf, m.Data)
-		if err := v.vm.mmio.Write(m.GPA, buf); err != nil {
+		if err := v.mmio(m.GPA, buf, true); err != nil {
 			return stopf("guest MMIO failed: %v", err)
 		}
 	} else {
-		if err := v.vm.mmio.Read(m.GPA, buf); err != nil {
+		if err := v.mmio(m.GPA, buf, false); err != nil {
 			return stopf("guest MMIO failed: %v", err)
 		}
 		v.regs.GPR[m.Reg] = getLE(buf)
@@ -944,8 +1022,5 @@ func (c *emuCPU) WritePhys(gpa addr.GPA, p []byte) error { return c.v.writePhys(
 
 // MMIO implements EmuCPU.
 func (c *emuCPU) MMIO(gpa addr.GPA, data []byte, write bool) error {
-	if write {
-		return c.v.vm.mmio.Write(gpa, data)
-	}
-	return c.v.vm.mmio.Read(gpa, data)
+	return c.v.mmio(gpa, data, write)
 }

@@ -85,6 +85,9 @@ type Config struct {
 	// X2APIC, TSCDeadline and XSAVE select optional CPUID features (see
 	// package cpuid).
 	X2APIC, TSCDeadline, XSAVE bool
+	// CPUIDExtra are further hypervisor leaves (cpuid.Config.Extra), such
+	// as a KVM-compatible paravirtual clock's.
+	CPUIDExtra []cpuid.Entry
 	// Hypercalls is the hypercall table; nil means
 	// hypercall.DefaultTable.
 	Hypercalls *hypercall.Table
@@ -190,7 +193,7 @@ func NewVM(b Backend, frames *mem.Frames, cfg Config) (*VM, error) {
 	}
 	cp, err := cpuid.New(cfg.HostCPUID, cpuid.Config{
 		VCPUs: cfg.VCPUs, Nested: cfg.Nested, X2APIC: cfg.X2APIC, TSCDeadline: cfg.TSCDeadline, XSAVE: cfg.XSAVE,
-		ABIVersion: hypercall.ABI_VERSION, Features: keelFeatures(cfg.Privileged),
+		ABIVersion: hypercall.ABI_VERSION, Features: keelFeatures(cfg.Privileged), Extra: cfg.CPUIDExtra,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hv: %s: %w", cfg.Name, err)
@@ -478,6 +481,13 @@ func (vm *VM) Resume() error {
 // for the vCPU goroutines; use Wait.
 func (vm *VM) Stop() error {
 	return vm.finish(&Report{State: Stopped, Reason: "stopped by request", VCPU: -1}, "stop")
+}
+
+// StopWith stops the VM with a reason and an exit status, as a device does
+// when the guest asks for it (ACPI S5, a debug-exit port, a reset request).
+// Any goroutine may call it; the vCPUs leave the guest promptly.
+func (vm *VM) StopWith(reason string, status uint64) error {
+	return vm.finish(&Report{State: Stopped, Reason: reason, VCPU: -1, ExitStatus: status}, "stop")
 }
 
 // finish records r and moves the VM to r.State.

@@ -73,6 +73,14 @@ func (em *emulator) EmulateMMIO(gpa addr.GPA) error {
 	return nil
 }
 
+func (em *emulator) InsnLength() (int, error) {
+	n, err := em.e.InsnLen()
+	if err != nil {
+		return 0, convert(err)
+	}
+	return n, nil
+}
+
 func (em *emulator) TranslateGVA(gva addr.GVA, acc arch.Access) (addr.GPA, error) {
 	a := x86emu.AccessRead
 	switch {

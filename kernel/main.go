@@ -105,9 +105,10 @@ func main() {
 		Reboot:   pc.Reboot,
 		PowerOff: pc.PowerOff,
 	})...)
-	reg.MustRegister(selftestCommand(), vmCommand())
+	reg.MustRegister(selftestCommand(), benchCommand(), vmCommand())
 	sh := shell.New(pc.RawConsole(), reg)
 	log.SetMirror(sh.Writer(), klog.Info)
+	startVMs(info, sh.Writer())
 
 	if script, ok := cmdline.Get(CMDLINE_RUN); ok {
 		sh.RunScript(script)

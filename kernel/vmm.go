@@ -11,6 +11,7 @@ import (
 	"github.com/keel-hv/keel/hv/mem"
 	"github.com/keel-hv/keel/kernel/bootinfo"
 	"github.com/keel-hv/keel/kernel/klog"
+	"github.com/keel-hv/keel/kernel/manager"
 	"github.com/keel-hv/keel/kernel/pc"
 	"github.com/keel-hv/keel/kernel/selftest"
 	"github.com/keel-hv/keel/kernel/shell"
@@ -53,39 +54,55 @@ func liveVMs() []*hv.VM {
 	return append([]*hv.VM(nil), live...)
 }
 
-// vmCommand is `vm list`: every VM with its state, vCPUs, memory, backend
-// and exits by reason.
+// vmCommand is `vm`: list the VMs, start, stop, kill, attach to and
+// describe them by name.
 func vmCommand() shell.Command {
 	return shell.Command{
 		Name: "vm",
-		Args: "list",
-		Help: "list the VMs: state, vCPUs, memory, backend, exits by reason",
+		Args: "list | start NAME | stop NAME | kill NAME | console NAME | info NAME",
+		Help: "list the VMs (state, vCPUs, memory, exits by reason); start, stop (ACPI power button, forced after a timeout), kill, attach to (Ctrl-] detaches) or describe one",
 		Run: func(ctx *shell.Context, args []string) error {
-			if len(args) != 1 || args[0] != "list" {
-				return shell.Usagef("want a subcommand: list")
+			switch {
+			case len(args) == 1 && args[0] == "list":
+				return vmList(ctx)
+			case len(args) == 2 && args[0] != "list":
+				return vmSubcommand(ctx, args[0], args[1])
 			}
-			backend := "none"
-			if vmm.backend != nil {
-				backend = vmm.backend.Name()
-			}
-			vms := liveVMs()
-			ctx.Printf("backend %s, %d VMs\n", backend, len(vms))
-			if vmm.frames != nil {
-				ctx.Printf("guest memory: %s\n", vmm.frames.Stats())
-			}
-			for _, vm := range vms {
-				in := vm.Info()
-				ctx.Printf("%-12s %-8s vcpus=%d mem=%dM backend=%s exits: %s\n", in.Name, in.State, in.VCPUs, in.MemorySize>>20, in.Backend, in.ExitSummary())
-			}
-			return nil
+			return shell.Usagef("want list, or start, stop, kill, console or info with a VM name")
 		},
 	}
 }
 
+// vmList prints the backend, guest memory, the bundle's VMs and the
+// selftest's transient ones.
+func vmList(ctx *shell.Context) error {
+	backend := "none"
+	if vmm.backend != nil {
+		backend = vmm.backend.Name()
+	}
+	var declared []manager.Info
+	if vms != nil {
+		declared = vms.List()
+	}
+	transient := liveVMs()
+	ctx.Printf("backend %s, %d VMs\n", backend, len(declared)+len(transient))
+	if vmm.frames != nil {
+		ctx.Printf("guest memory: %s\n", vmm.frames.Stats())
+	}
+	for _, in := range declared {
+		ctx.Printf("%-12s %-8s vcpus=%d mem=%dM backend=%s exits: %s\n", in.Name, in.State, in.VCPUs, in.Memory>>20, backend, in.ExitSummary())
+	}
+	for _, vm := range transient {
+		in := vm.Info()
+		ctx.Printf("%-12s %-8s vcpus=%d mem=%dM backend=%s exits: %s\n", in.Name, in.State, in.VCPUs, in.MemorySize>>20, in.Backend, in.ExitSummary())
+	}
+	return nil
+}
+
 // startVMM builds the frame allocator and picks the backend the processor
 // offers: SVM (AMD-V) or VMX (Intel VT-x). Without one, VMs cannot run and
-// the reason is kept for the commands that need them.
-// moveTest enables the VMX backend's CPU-move test (keel.test.vmx-move).
+// the reason is kept for the commands that need them. moveTest enables the
+// VMX backend's CPU-move test (keel.test.vmx-move).
 func startVMM(info *bootinfo.Info, log klog.Logger, moveTest bool) {
 	ram, reserved := pc.GuestRAM(info)
 	frames, err := mem.NewFrames(ram, reserved, pc.HostMemory{})
@@ -150,6 +167,32 @@ func startVMX(frames *mem.Frames, ids []uint32, log klog.Logger) (*vmx.Backend, 
 	return b, nil
 }
 
+// benchCommand runs the exit-cost bench guest (make bench).
+func benchCommand() shell.Command {
+	return shell.Command{
+		Name: "bench",
+		Help: "[LOOP] measure exit round trips from inside a guest and heap allocations per exit; LOOP (cpuid, port, mmio, hypercall) runs one loop",
+		Run: func(ctx *shell.Context, args []string) error {
+			if len(args) > 1 {
+				return shell.Usagef("unexpected argument %q", args[1])
+			}
+			if vmm.backend == nil {
+				return vmm.err
+			}
+			only := ""
+			if len(args) == 1 {
+				only = args[0]
+			}
+			return selftest.Bench(selftestEnv(ctx), ctx.Out, only)
+		},
+	}
+}
+
+// selftestEnv is what the guest suite and the bench need.
+func selftestEnv(ctx *shell.Context) selftest.Env {
+	return selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}
+}
+
 // selftestCommand runs the guest suite.
 func selftestCommand() shell.Command {
 	return shell.Command{
@@ -162,7 +205,7 @@ func selftestCommand() shell.Command {
 			if vmm.backend == nil {
 				return vmm.err
 			}
-			_, failed := selftest.Run(selftest.Env{Backend: vmm.backend, Frames: vmm.frames, HostCPUID: pc.CPUID, Console: ctx.Out, Created: addVM}, ctx.Out)
+			_, failed := selftest.Run(selftestEnv(ctx), ctx.Out)
 			if vmm.moves != nil {
 				ctx.Printf("selftest: %d vCPU moves between CPUs (%s)\n", vmm.moves(), CMDLINE_TEST_VMX_MOVE)
 			}

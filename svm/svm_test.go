@@ -200,3 +200,39 @@ func TestRunDecodes(t *testing.T) {
 func BackendConfigForTest(name string, frames *mem.Frames) hv.BackendVMConfig {
 	return hv.BackendVMConfig{Name: name, VCPUs: 1, Frames: frames, Owner: mem.Owner(name)}
 }
+
+// TestNextRIP checks where the next RIP of an intercepted instruction comes
+// from: the VMCB's NRIP with NRIP-save, nothing (0: the core decodes)
+// without it; IOIO always has it in EXITINFO2.
+func TestNextRIP(t *testing.T) {
+	for _, nrips := range []bool{true, false} {
+		host := mem.NewSparseHost(1<<30, 64<<20)
+		frames, _ := mem.NewFrames([]addr.Range{{Base: 1 << 30, Size: 64 << 20}}, nil, host)
+		b := New(Capabilities{NPT: true, ASIDs: 16, NRIPSave: nrips}, frames)
+		bvm, err := b.NewVM(BackendConfigForTest("t", frames))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc, err := bvm.NewVCPU(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := bc.(*vcpu)
+		old := enter
+		enter = func(c *vcpu) int {
+			c.v.setU64(VMCB_EXITCODE, VMEXIT_CPUID)
+			c.v.setU64(VMCB_RIP, 0x1000)
+			c.v.setU64(VMCB_NRIP, 0x1003) // 66 0F A2: a prefixed CPUID
+			return ENTER_EXITED
+		}
+		e, err := c.Run()
+		enter = old
+		want := uint64(0)
+		if nrips {
+			want = 0x1003
+		}
+		if err != nil || e.Reason != arch.ExitCPUID || e.NextRIP != want {
+			t.Errorf("NRIP-save %v: Run = %v (next rip %#x), %v; want a CPUID exit with next rip %#x", nrips, e.String(), e.NextRIP, err, want)
+		}
+	}
+}

@@ -61,15 +61,6 @@ const (
 	NPF_WALK  = 1 << 33
 )
 
-// Instruction lengths used when the processor does not save the next RIP
-// (QEMU's TCG has no NRIP-save): the encodings without prefixes.
-const (
-	LEN_CPUID   = 2 // 0F A2
-	LEN_HLT     = 1 // F4
-	LEN_RDWRMSR = 2 // 0F 32 / 0F 30
-	LEN_VMMCALL = 3 // 0F 01 D9
-)
-
 // ErrEventQueued is returned by Inject while an event waits for delivery.
 var ErrEventQueued = errors.New("svm: an event is already queued for injection")
 
@@ -255,26 +246,27 @@ func (c *vcpu) decode(e *arch.Exit) bool {
 		Shadow:       c.v.u64(VMCB_INTERRUPT_SHADOW)&1 != 0,
 		EventPending: c.v.u64(VMCB_EVENTINJ)&EVENT_VALID != 0,
 	}
-	next := func(n uint64) uint64 {
-		if c.nrips {
-			return c.v.u64(VMCB_NRIP)
-		}
-		return rip + n
+	// The next RIP of an intercepted instruction: from NRIP-save (APM
+	// Vol. 2, 15.7.1), or 0 without it (QEMU's TCG), and the core
+	// decodes the instruction, prefixes and all.
+	var nextRIP uint64
+	if c.nrips {
+		nextRIP = c.v.u64(VMCB_NRIP)
 	}
 
 	switch {
 	case code == VMEXIT_CPUID:
-		e.Reason, e.NextRIP = arch.ExitCPUID, next(LEN_CPUID)
+		e.Reason, e.NextRIP = arch.ExitCPUID, nextRIP
 		e.CPUID = arch.CPUIDExit{Leaf: uint32(c.v.u64(VMCB_RAX)), Subleaf: uint32(c.gprs[1])}
 	case code == VMEXIT_HLT:
-		e.Reason, e.NextRIP = arch.ExitHLT, next(LEN_HLT)
+		e.Reason, e.NextRIP = arch.ExitHLT, nextRIP
 	case code == VMEXIT_VMMCALL:
-		e.Reason, e.NextRIP = arch.ExitHypercall, next(LEN_VMMCALL)
+		e.Reason, e.NextRIP = arch.ExitHypercall, nextRIP
 	case code == VMEXIT_IOIO:
 		e.Reason, e.NextRIP = arch.ExitIO, info2
 		e.IO = decodeIOIO(info1)
 	case code == VMEXIT_MSR:
-		e.NextRIP = next(LEN_RDWRMSR)
+		e.NextRIP = nextRIP
 		e.MSR.Index = uint32(c.gprs[1])
 		if info1 == 1 {
 			e.Reason = arch.ExitMSRWrite

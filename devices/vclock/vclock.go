@@ -7,6 +7,7 @@
 package vclock
 
 import (
+	"math/bits"
 	"sort"
 	"sync"
 	"time"
@@ -121,4 +122,35 @@ func (c *Fake) Advance(d time.Duration) {
 	}
 	c.now = end
 	c.mu.Unlock()
+}
+
+// Ticks converts a duration since a clock's origin to whole ticks of a
+// hz-hertz counter (a device's input clock); negative durations are 0.
+func Ticks(d time.Duration, hz uint64) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(d), hz)
+	if hi >= uint64(time.Second) {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, uint64(time.Second))
+	return q
+}
+
+// TicksDuration returns the first duration at which Ticks(d, hz) reaches
+// t, saturating at the largest duration.
+func TicksDuration(t, hz uint64) time.Duration {
+	hi, lo := bits.Mul64(t, uint64(time.Second))
+	if hi >= hz {
+		return 1<<63 - 1
+	}
+	q, r := bits.Div64(hi, lo, hz)
+	if r != 0 {
+		q++
+	}
+	if q > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return time.Duration(q)
 }

@@ -42,3 +42,19 @@ func TestRealAdvances(t *testing.T) {
 		t.Fatal("real clock did not advance")
 	}
 }
+
+func TestTicks(t *testing.T) {
+	const hz = 1_193_182
+	for _, d := range []time.Duration{0, 1, time.Microsecond, time.Second, 3*time.Hour + 7} {
+		n := Ticks(d, hz)
+		if back := TicksDuration(n, hz); back > d || (d > 0 && Ticks(back, hz) != n) {
+			t.Errorf("d=%v: %d ticks, first at %v", d, n, back)
+		}
+	}
+	if Ticks(time.Second, hz) != hz || Ticks(-5, hz) != 0 {
+		t.Error("one second must be hz ticks, negative zero")
+	}
+	if TicksDuration(^uint64(0), hz) != 1<<63-1 {
+		t.Error("TicksDuration does not saturate")
+	}
+}

@@ -136,6 +136,12 @@ type Config struct {
 	ABIVersion uint32
 	// Features is returned in EBX of leaf 4000_0001h (KEEL_FEATURE_*).
 	Features uint32
+	// Extra are further hypervisor leaves, above Keel's own (for
+	// example a KVM-compatible signature at 4000_0100h, which Linux
+	// finds by scanning the range in steps of 100h, for kvmclock). Each
+	// must lie in 4000_0002h-4000_FFFFh; a later entry for the same leaf
+	// is an error.
+	Extra []Entry
 }
 
 // Result is the four registers CPUID returns.
@@ -163,6 +169,7 @@ type Policy struct {
 	entries  []Entry
 	maxBasic uint32
 	maxExt   uint32
+	maxHV    uint32
 	xsave    bool
 	efer     uint64
 }
@@ -364,6 +371,19 @@ func New(host HostFunc, cfg Config) (*Policy, error) {
 	r.EDX = binary.LittleEndian.Uint32([]byte(KEEL_SIGNATURE[8:12]))
 	p.add(LEAF_HV_BASE, 0, false, r)
 	p.add(LEAF_HV_FEATURES, 0, false, Result{cfg.ABIVersion, cfg.Features, n, 0})
+	p.maxHV = LEAF_HV_FEATURES
+	seen := map[uint32]bool{}
+	for _, x := range cfg.Extra {
+		if x.Leaf <= LEAF_HV_FEATURES || x.Leaf > LEAF_HV_BASE+0xffff {
+			return nil, fmt.Errorf("cpuid: extra leaf %#x is outside 0x40000002-0x4000ffff", x.Leaf)
+		}
+		if seen[x.Leaf] && !x.Indexed {
+			return nil, fmt.Errorf("cpuid: extra leaf %#x given twice", x.Leaf)
+		}
+		seen[x.Leaf] = true
+		p.add(x.Leaf, x.Subleaf, x.Indexed, x.Result)
+		p.maxHV = max(p.maxHV, x.Leaf)
+	}
 
 	sort.Slice(p.entries, func(i, j int) bool {
 		if p.entries[i].Leaf != p.entries[j].Leaf {
@@ -418,7 +438,7 @@ func (p *Policy) find(leaf, sub uint32) *Entry {
 // inRange reports whether leaf lies in one of the ranges the guest was told
 // about.
 func (p *Policy) inRange(leaf uint32) bool {
-	return leaf <= p.maxBasic || (leaf >= LEAF_HV_BASE && leaf <= LEAF_HV_FEATURES) ||
+	return leaf <= p.maxBasic || (leaf >= LEAF_HV_BASE && leaf <= p.maxHV) ||
 		(leaf >= LEAF_EXT_MAX && leaf <= p.maxExt)
 }
 

@@ -359,3 +359,29 @@ func FuzzCPUID(f *testing.F) {
 		}
 	})
 }
+
+// TestExtraLeaves checks hypervisor leaves beyond Keel's own: visible,
+// with the range between them reading zero, and refused outside the
+// hypervisor range or twice.
+func TestExtraLeaves(t *testing.T) {
+	host := fakeHost("AuthenticAMD", 0x20, 0x80000021, ^uint32(0))
+	kvm := Entry{Leaf: 0x40000100, Result: Result{EAX: 0x40000101, EBX: 0x4b4d564b}}
+	p, err := New(host, Config{VCPUs: 1, Extra: []Entry{kvm, {Leaf: 0x40000101, Result: Result{EAX: 1 << 3}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Lookup(0x40000100, 0, 0, 0); r != kvm.Result {
+		t.Errorf("leaf 0x40000100 = %+v, want %+v", r, kvm.Result)
+	}
+	if r := p.Lookup(0x40000101, 0, 0, 0); r.EAX != 1<<3 {
+		t.Errorf("leaf 0x40000101 = %+v", r)
+	}
+	if r := p.Lookup(0x40000050, 0, 0, 0); r != (Result{}) {
+		t.Errorf("leaf 0x40000050 = %+v, want zeros", r)
+	}
+	for _, bad := range [][]Entry{{{Leaf: 0x40000001}}, {{Leaf: 0x40010000}}, {kvm, kvm}} {
+		if _, err := New(host, Config{VCPUs: 1, Extra: bad}); err == nil {
+			t.Errorf("extra leaves %+v accepted", bad)
+		}
+	}
+}

@@ -32,6 +32,7 @@ var ErrBadVector = errors.New("irq: vectors 0-15 cannot be raised as external in
 // Lines is one vCPU's pending interrupts. The zero value is not usable;
 // call New.
 type Lines struct {
+	source  atomic.Pointer[sourceBox]
 	pending [4]atomic.Uint64
 	nmi     atomic.Bool
 	init    atomic.Bool
@@ -68,6 +69,41 @@ func (l *Lines) notify() {
 		(*k)()
 	}
 }
+
+// Source is an interrupt controller in front of the vCPU: the local APIC
+// model (with the i8259 behind it in virtual-wire mode). Lines asks it,
+// after its own pending vectors, for the next external interrupt. Its
+// methods are called on the vCPU's goroutine; it calls Notify when an
+// interrupt may have become ready.
+type Source interface {
+	// Ready reports whether an interrupt is ready for delivery (for
+	// waking HLT and requesting interrupt windows).
+	Ready() bool
+	// Take returns the interrupt to inject now and marks it in service
+	// (the INTA cycle); ok is false when none is ready any more.
+	Take() (vector uint8, ok bool)
+}
+
+type sourceBox struct{ s Source }
+
+// SetSource installs the vCPU's interrupt controller; nil removes it.
+func (l *Lines) SetSource(s Source) {
+	if s == nil {
+		l.source.Store(nil)
+		return
+	}
+	l.source.Store(&sourceBox{s})
+}
+
+// sourceReady reports whether the Source has an interrupt ready.
+func (l *Lines) sourceReady() bool {
+	b := l.source.Load()
+	return b != nil && b.s.Ready()
+}
+
+// Notify wakes a halted vCPU and kicks a running one without raising
+// anything here: the Source has something new.
+func (l *Lines) Notify() { l.notify() }
 
 // Wake returns the channel that receives a value when something is raised.
 // A vCPU parks on it (together with its stop channel) while halted.
@@ -162,7 +198,7 @@ func (l *Lines) StartupPending() bool { return l.init.Load() || l.sipi.Load() >=
 // interrupts are enabled (with IF clear, HLT sleeps through interrupts:
 // Intel SDM Vol. 2A, "HLT").
 func (l *Lines) Runnable(ifFlag bool) bool {
-	return l.nmi.Load() || l.StartupPending() || (ifFlag && l.Pending())
+	return l.nmi.Load() || l.StartupPending() || (ifFlag && (l.Pending() || l.sourceReady()))
 }
 
 // Decision is what to do about pending events before the next guest
@@ -200,6 +236,17 @@ func (l *Lines) Next(st arch.IntrState) Decision {
 			}
 		}
 		if l.Pending() {
+			d.Window = true
+		}
+	}
+	if b := l.source.Load(); b != nil && b.s.Ready() {
+		if !d.Inject && st.Injectable() {
+			if v, ok := b.s.Take(); ok {
+				d.Inject = true
+				d.Event = arch.ExternalInterrupt(v)
+			}
+		}
+		if b.s.Ready() {
 			d.Window = true
 		}
 	}

@@ -236,3 +236,49 @@ func TestFastPathsDoNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// fakeSource is a Source with a queue of vectors.
+type fakeSource struct{ q []uint8 }
+
+func (s *fakeSource) Ready() bool { return len(s.q) > 0 }
+func (s *fakeSource) Take() (uint8, bool) {
+	if len(s.q) == 0 {
+		return 0, false
+	}
+	v := s.q[0]
+	s.q = s.q[1:]
+	return v, true
+}
+
+// TestSource checks that a Source's interrupts come after the Lines' own,
+// wake a halted vCPU with IF set, and get a window while blocked.
+func TestSource(t *testing.T) {
+	l := New()
+	src := &fakeSource{q: []uint8{0x30, 0x31}}
+	l.SetSource(src)
+	if !l.Runnable(true) || l.Runnable(false) {
+		t.Fatal("a ready Source must wake a halted vCPU with IF set, and only then")
+	}
+	open := arch.IntrState{IF: true}
+	if err := l.Raise(0x40); err != nil {
+		t.Fatal(err)
+	}
+	d := l.Next(open)
+	if !d.Inject || d.Event != arch.ExternalInterrupt(0x40) || !d.Window {
+		t.Fatalf("first decision %+v: want the Lines' own vector 0x40 and a window for the Source", d)
+	}
+	d = l.Next(open)
+	if !d.Inject || d.Event != arch.ExternalInterrupt(0x30) || !d.Window {
+		t.Fatalf("second decision %+v: want 0x30 from the Source and a window for 0x31", d)
+	}
+	if d = l.Next(arch.IntrState{IF: false}); d.Inject || !d.Window {
+		t.Fatalf("with IF clear %+v: want a window and no injection", d)
+	}
+	if d = l.Next(open); !d.Inject || d.Event != arch.ExternalInterrupt(0x31) || d.Window {
+		t.Fatalf("last decision %+v: want 0x31 and no window", d)
+	}
+	woke := make(chan struct{})
+	go func() { <-l.Wake(); close(woke) }()
+	l.Notify()
+	<-woke
+}

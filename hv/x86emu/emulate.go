@@ -54,6 +54,9 @@ type Stats struct {
 	Failed uint64
 	// DecodeHits and DecodeMisses count the decode cache's hits and misses.
 	DecodeHits, DecodeMisses uint64
+	// ExitGPA counts memory operands resolved to the exit's guest
+	// physical address without a page walk (resolveFromExit).
+	ExitGPA uint64
 }
 
 // New returns an Emulator that reaches the vCPU through p. If p also
@@ -157,6 +160,64 @@ func (e *Emulator) Decode() (x86asm.Inst, error) {
 		return x86asm.Inst{}, err
 	}
 	return *e.inst, nil
+}
+
+// InsnLen fetches and decodes the instruction at the guest's CS:RIP and
+// returns its length in bytes, prefixes included: the next RIP of an
+// intercepted instruction for a backend without hardware help (SVM without
+// NRIP-save). Like Decode it goes through the decode cache.
+func (e *Emulator) InsnLen() (int, error) {
+	e.begin()
+	ip := e.rip
+	if e.mode != 64 {
+		ip &= 0xffffffff
+	}
+	la, err := e.linear(SegCS, ip, AccessFetch)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.fetch(la); err != nil {
+		return 0, err
+	}
+	if n := e.svmVMXLen(); n > 0 {
+		return n, nil
+	}
+	if !e.decode(la) {
+		if e.fetchErr != nil {
+			return 0, e.fetchErr
+		}
+		return 0, e.unsupported("the bytes do not decode as an x86 instruction")
+	}
+	return e.inst.Len, nil
+}
+
+// svmVMXLen returns the length of the fetched bytes if they hold a
+// hypercall instruction x86asm does not know, VMMCALL (0F 01 D9) or VMCALL
+// (0F 01 C1), after any legacy prefixes and a REX prefix in 64-bit mode;
+// otherwise 0.
+func (e *Emulator) svmVMXLen() int {
+	b := e.code[:e.codeLen]
+	i := 0
+	for i < len(b) && isLegacyPrefix(b[i]) {
+		i++
+	}
+	if e.mode == 64 && i < len(b) && b[i]&0xf0 == 0x40 {
+		i++
+	}
+	if i+3 <= len(b) && b[i] == 0x0f && b[i+1] == 0x01 && (b[i+2] == 0xd9 || b[i+2] == 0xc1) {
+		return i + 3
+	}
+	return 0
+}
+
+// isLegacyPrefix reports whether c is a legacy instruction prefix (Intel
+// SDM Vol. 2A, 2.1.1 "Instruction Prefixes").
+func isLegacyPrefix(c byte) bool {
+	switch c {
+	case 0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65, 0x66, 0x67:
+		return true
+	}
+	return false
 }
 
 // Translate maps linear address la to a guest physical address through the

@@ -242,3 +242,63 @@ func TestNames(t *testing.T) {
 		})
 	}
 }
+
+// TestExitGPAFastPath checks when an operand takes the exit's guest
+// physical address without a page walk: within one page at the exit's page
+// offset, yes; straddling a page or at another offset, no (the walk then
+// finds the mismatch).
+func TestExitGPAFastPath(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rdi, gpa uint64
+		fast     bool
+		wantErr  bool
+	}{
+		{"same offset", mmioBase + 0x10, mmioBase + 0x10, true, false},
+		{"straddles a page", mmioBase + 0xffe, mmioBase + 0xffe, false, true}, // the next page is neither RAM nor the device
+		{"other offset", mmioBase + 4, mmioBase + 8, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeVMSize(ramSize)
+			f.setMode(t, modeLong64)
+			f.setCode(modeLong64, []byte{0x89, 0x07}) // mov [rdi], eax
+			f.gpr[RDI] = tc.rdi
+			e := New(f)
+			err := e.Emulate(tc.gpa)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Emulate: %v, want error %v", err, tc.wantErr)
+			}
+			if got := e.Stats().ExitGPA == 1; got != tc.fast {
+				t.Errorf("fast path taken: %v, want %v", got, tc.fast)
+			}
+		})
+	}
+}
+
+// TestInsnLen checks instruction lengths for backends without a next RIP:
+// prefixes count, and the hypercall instructions x86asm does not decode
+// are recognised.
+func TestInsnLen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code []byte
+		want int
+	}{
+		{"cpuid", []byte{0x0f, 0xa2}, 2},
+		{"prefixed cpuid", []byte{0x66, 0x0f, 0xa2}, 3},
+		{"hlt", []byte{0xf4}, 1},
+		{"rex wrmsr", []byte{0x48, 0x0f, 0x30}, 3},
+		{"vmmcall", []byte{0x0f, 0x01, 0xd9}, 3},
+		{"prefixed vmcall", []byte{0x2e, 0x0f, 0x01, 0xc1}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeVM()
+			f.setMode(t, modeLong64)
+			f.setCode(modeLong64, tc.code)
+			n, err := New(f).InsnLen()
+			if err != nil || n != tc.want {
+				t.Errorf("InsnLen = %d, %v; want %d", n, err, tc.want)
+			}
+		})
+	}
+}

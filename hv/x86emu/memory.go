@@ -169,11 +169,37 @@ func (e *Emulator) effAddr(m x86asm.Mem) uint64 {
 	return (ea + disp) & addrMask(inst.AddrSize)
 }
 
+// resolveFromExit resolves an explicit memory operand that lies within one
+// page, at the same offset in its page as the exit's guest physical address,
+// to that address without walking the guest's page tables: the emulated
+// instructions make no other data access, so the processor translated
+// exactly this access, checking the guest's permissions, before the nested
+// page fault (AMD APM Vol. 2, 15.25.6; Intel SDM Vol. 3C, 29.3.3.2). It
+// reports false when the operand does not qualify (straddling a page, a
+// different page offset), and the caller walks.
+func (e *Emulator) resolveFromExit(o *operand, s SegReg, off uint64, size int, acc Access) (bool, error) {
+	la, err := e.linear(s, off, acc)
+	if err != nil {
+		return false, err
+	}
+	po := la & (pageSize - 1)
+	if po != e.gpa&(pageSize-1) || int(po)+size > pageSize || (e.paging != pagingNone && !e.canonical(la)) {
+		return false, nil
+	}
+	o.la, o.size, o.n = la, size, 1
+	o.gpa[0], o.plen[0], o.mmio[0] = e.gpa, size, true
+	e.stats.ExitGPA++
+	return true, nil
+}
+
 // memOperand resolves the instruction's explicit memory operand m of size
 // bytes, with extra added to its effective address (the BT bit-offset
 // displacement), and checks that it is the access that exited.
 func (e *Emulator) memOperand(o *operand, m x86asm.Mem, size int, acc Access, extra uint64) error {
 	ea := (e.effAddr(m) + extra) & addrMask(e.inst.AddrSize)
+	if ok, err := e.resolveFromExit(o, segOf(m), ea, size, acc); ok || err != nil {
+		return err
+	}
 	if err := e.resolve(o, segOf(m), ea, size, acc); err != nil {
 		return err
 	}

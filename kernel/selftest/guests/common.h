@@ -16,7 +16,7 @@
 	sete	is_amd
 	.endm
 
-/* HYPERCALL: call number in EAX, arguments in EBX, ECX, EDX, ESI: VMMCALL
+/* HYPERCALL (uses local labels 1 and 2): call number in EAX, arguments in EBX, ECX, EDX, ESI: VMMCALL
  * on AMD, VMCALL on Intel. */
 	.macro HYPERCALL
 	cmpb	$0, is_amd

@@ -11,4 +11,4 @@ package guests
 const LOAD_ADDRESS = 0x1000
 
 // Names are the guest sources, without .S, in Images order.
-var Names = []string{"real", "long", "mmio", "irq", "triple", "outside", "spin"}
+var Names = []string{"real", "long", "mmio", "irq", "triple", "outside", "spin", "bench", "bootsect"}
