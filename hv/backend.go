@@ -26,8 +26,12 @@ import (
 //     be preempted. The backend detects the move inside the non-preemptible
 //     section that enters the guest (with interrupts disabled) and makes
 //     its per-CPU state valid there — SVM: this CPU's host save area and a
-//     TLB flush for the ASID; VMX: the VMCS cleared on the CPU it was last
-//     active on (VMCLEAR there, e.g. by IPI) before VMPTRLD here.
+//     TLB flush for the ASID; VMX: this CPU's host-state fields, a flush
+//     of the VPID and EPT translations, and a VMCS that is active on no
+//     other CPU (Keel's vmx/ clears it with VMCLEAR before every Run
+//     returns, so it never stays active anywhere; a backend that keeps it
+//     loaded must VMCLEAR it on the CPU it was last active on, e.g. by
+//     IPI, before VMPTRLD here).
 //   - A guest that never exits must still give its CPU back: the backend
 //     arranges a host timer interrupt (or the VMX preemption timer) to
 //     force an exit, reported as ExitInterrupt, at the end of each slice.

@@ -35,6 +35,10 @@ const (
 	// not sent a Start-up IPI, for testing how Keel reports and skips a
 	// processor that does not come up.
 	CMDLINE_TEST_AP_FAIL = "keel.test.ap-fail"
+	// CMDLINE_TEST_VMX_MOVE makes vCPU goroutines of the VMX backend
+	// sleep now and then so that they resume on other CPUs, and
+	// `selftest` report how often they did (vmx.Backend.SetMoveTest).
+	CMDLINE_TEST_VMX_MOVE = "keel.test.vmx-move"
 )
 
 func main() {
@@ -72,7 +76,7 @@ func main() {
 		boot.Warnf("no time-slice timer: guests that never exit keep their CPU")
 	}
 	pc.StartAPs(apics, silentAPs(cmdline, boot), log.Logger("smp").Warnf)
-	startVMM(info)
+	startVMM(info, log.Logger("vmm"), cmdline.Has(CMDLINE_TEST_VMX_MOVE))
 	if vmm.err != nil {
 		log.Logger("vmm").Warnf("%v", vmm.err)
 	}

@@ -10,11 +10,13 @@ import (
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/mem"
 	"github.com/keel-hv/keel/kernel/bootinfo"
+	"github.com/keel-hv/keel/kernel/klog"
 	"github.com/keel-hv/keel/kernel/manager"
 	"github.com/keel-hv/keel/kernel/pc"
 	"github.com/keel-hv/keel/kernel/selftest"
 	"github.com/keel-hv/keel/kernel/shell"
 	"github.com/keel-hv/keel/svm"
+	"github.com/keel-hv/keel/vmx"
 )
 
 // vmm is the hypervisor's state: the frame allocator over the RAM Keel
@@ -23,6 +25,9 @@ var vmm struct {
 	frames  *mem.Frames
 	backend hv.Backend
 	err     error
+	// moves counts vCPU moves between CPUs when keel.test.vmx-move is
+	// set (nil otherwise).
+	moves func() uint64
 
 	mu  sync.Mutex
 	vms []*hv.VM // VMs that exist (destroyed ones are dropped by list)
@@ -94,10 +99,11 @@ func vmList(ctx *shell.Context) error {
 	return nil
 }
 
-// startVMM builds the frame allocator and picks the backend: SVM when the
-// processor has it (VMX comes with its backend). Without one, VMs cannot
-// run and the reason is kept for the commands that need them.
-func startVMM(info *bootinfo.Info) {
+// startVMM builds the frame allocator and picks the backend the processor
+// offers: SVM (AMD-V) or VMX (Intel VT-x). Without one, VMs cannot run and
+// the reason is kept for the commands that need them. moveTest enables the
+// VMX backend's CPU-move test (keel.test.vmx-move).
+func startVMM(info *bootinfo.Info, log klog.Logger, moveTest bool) {
 	ram, reserved := pc.GuestRAM(info)
 	frames, err := mem.NewFrames(ram, reserved, pc.HostMemory{})
 	if err != nil {
@@ -105,27 +111,60 @@ func startVMM(info *bootinfo.Info) {
 		return
 	}
 	vmm.frames = frames
-	if pc.CPU().Virt != "svm" {
-		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V; the VMX backend is not written yet)", pc.CPU().Virt)
-		return
-	}
-	caps, err := svm.Detect(pc.CPUID, pc.ReadMSR)
-	if err != nil {
-		vmm.err = err
-		return
-	}
 	var ids []uint32
 	for _, c := range pc.CPUList() {
 		if c.Online {
 			ids = append(ids, c.APICID)
 		}
 	}
+	switch virt := pc.CPU().Virt; virt {
+	case "svm":
+		vmm.backend, vmm.err = startSVM(frames, ids)
+	case "vmx":
+		var b *vmx.Backend
+		if b, vmm.err = startVMX(frames, ids, log); vmm.err == nil {
+			vmm.backend = b
+			if moveTest {
+				b.SetMoveTest(VMX_MOVE_TEST_EVERY)
+				vmm.moves = b.Moves
+			}
+		}
+	default:
+		vmm.err = fmt.Errorf("no usable virtualization backend: the processor offers %q (Keel runs guests with AMD-V or Intel VT-x)", virt)
+	}
+}
+
+// VMX_MOVE_TEST_EVERY is how many exits a vCPU makes between the sleeps
+// of the CPU-move test.
+const VMX_MOVE_TEST_EVERY = 7
+
+// startSVM sets up the AMD-V backend on every processor.
+func startSVM(frames *mem.Frames, ids []uint32) (hv.Backend, error) {
+	caps, err := svm.Detect(pc.CPUID, pc.ReadMSR)
+	if err != nil {
+		return nil, err
+	}
 	if err := svm.SetupCPUs(frames, ids); err != nil {
-		vmm.err = err
-		return
+		return nil, err
 	}
 	svm.SetKick(pc.Kick)
-	vmm.backend = svm.New(caps, frames)
+	return svm.New(caps, frames), nil
+}
+
+// startVMX sets up the Intel VT-x backend on every processor.
+func startVMX(frames *mem.Frames, ids []uint32, log klog.Logger) (*vmx.Backend, error) {
+	caps, err := vmx.Detect(pc.CPUID, pc.ReadMSR)
+	if err != nil {
+		return nil, err
+	}
+	log.Infof("vmx: %s", caps)
+	if err := vmx.SetupCPUs(caps, frames, ids); err != nil {
+		return nil, err
+	}
+	vmx.SetKick(pc.Kick)
+	b := vmx.New(caps, frames)
+	b.SetTimeSlice(pc.TSCHz() * pc.TIME_SLICE_MS / 1000)
+	return b, nil
 }
 
 // benchCommand runs the exit-cost bench guest (make bench).
@@ -167,6 +206,9 @@ func selftestCommand() shell.Command {
 				return vmm.err
 			}
 			_, failed := selftest.Run(selftestEnv(ctx), ctx.Out)
+			if vmm.moves != nil {
+				ctx.Printf("selftest: %d vCPU moves between CPUs (%s)\n", vmm.moves(), CMDLINE_TEST_VMX_MOVE)
+			}
 			if failed > 0 {
 				return errors.New("some cases failed")
 			}

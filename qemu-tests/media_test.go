@@ -294,17 +294,17 @@ const bochsIPS = 100_000_000
 // bochsTimeout bounds each step of the Bochs run (boot, then the script).
 const bochsTimeout = 8 * time.Minute
 
-// bochsConfig returns a bochsrc for booting iso with the serial port
-// written to serial, on a Skylake-X CPU model (VMX with EPT, VPID and
-// unrestricted guest).
-func bochsConfig(iso, serial, log string, cpus int) string {
+// bochsConfig returns a bochsrc for booting from drive (bochsrc lines
+// for the boot device, see cdromDrive) with the serial port written to
+// serial, on a Skylake-X CPU model (VMX with EPT, VPID and unrestricted
+// guest).
+func bochsConfig(drive, serial, log string, cpus int) string {
 	return fmt.Sprintf(`# Keel media test machine (qemu-tests/media_test.go)
 megs: 2048
 cpu: model=corei7_skylake_x, count=%d, ips=%d, reset_on_triple_fault=0
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
 vgaromimage: file=/usr/share/vgabios/vgabios.bin
-ata0-master: type=cdrom, path=%s, status=inserted
-boot: cdrom
+%s
 com1: enabled=1, mode=file, dev=%s
 display_library: rfb, options="timeout=0"
 clock: sync=none
@@ -314,11 +314,23 @@ sound: driver=dummy
 speaker: enabled=0
 mouse: enabled=0
 log: %s
-`, cpus, bochsIPS, iso, serial, log)
+`, cpus, bochsIPS, drive, serial, log)
+}
+
+// cdromDrive returns the bochsrc lines that boot iso from a CD-ROM.
+func cdromDrive(iso string) string {
+	return fmt.Sprintf("ata0-master: type=cdrom, path=%s, status=inserted\nboot: cdrom", iso)
 }
 
 // startBochs boots iso under Bochs and returns the VM reading its COM1.
 func startBochs(t testing.TB, iso string, cpus int) *VM {
+	t.Helper()
+	return startBochsDrive(t, cdromDrive(iso), cpus)
+}
+
+// startBochsDrive boots Bochs from drive (bochsrc lines, see cdromDrive)
+// and returns the VM reading its COM1.
+func startBochsDrive(t testing.TB, drive string, cpus int) *VM {
 	t.Helper()
 	for _, f := range []struct{ path, pkg string }{
 		{"/usr/share/bochs/BIOS-bochs-latest", "bochsbios"},
@@ -335,7 +347,7 @@ func startBochs(t testing.TB, iso string, cpus int) *VM {
 	rc := filepath.Join(dir, "bochsrc")
 	log := filepath.Join(dir, "bochs.log")
 	serial := filepath.Join(dir, "com1")
-	if err := os.WriteFile(rc, []byte(bochsConfig(iso, serial, log, cpus)), 0o644); err != nil {
+	if err := os.WriteFile(rc, []byte(bochsConfig(drive, serial, log, cpus)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The debugger build stops at a prompt first; the rc file continues.
@@ -396,6 +408,49 @@ func TestMediaBochs(t *testing.T) {
 	}
 	if out := vm.Output(); !strings.Contains(out, "ACPI control: soft power off") && !strings.Contains(out, "Shutdown port: shutdown requested") {
 		t.Errorf("Bochs did not report a power-off (ACPI or shutdown port); its output ends:\n%s", tail(out, 1000))
+	}
+}
+
+// TestSelftestBochs runs the guest suite on the VMX backend under Bochs
+// (Skylake-X: EPT, VPID, unrestricted guest) with as many CPUs as
+// TestMediaBochs: the same cases as under QEMU/SVM must pass, and `vm list`
+// must name the vmx backend.
+func TestSelftestBochs(t *testing.T) {
+	t.Parallel()
+	kernel := KernelPath(t)
+	iso := filepath.Join(t.TempDir(), "keel-selftest.iso")
+	if err := media.BuildISO(media.Options{Kernel: kernel, Cmdline: `keel.run="selftest; vm list; poweroff"`}, iso); err != nil {
+		t.Fatalf("building the ISO image: %v", err)
+	}
+	vm := startBochs(t, iso, bochsCPUs)
+	ready := expectReady(t, vm, bochsTimeout)
+	checkReady(t, ready, "vmx", bochsCPUs)
+	checkSelftest(t, vm, "vmx", bochsTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("Bochs exit status after poweroff = %d, want 1 (ACPI soft power off or shutdown port)", status)
+	}
+}
+
+// TestSelftestBochsMoves runs the suite under Bochs with
+// keel.test.vmx-move, which makes vCPU goroutines sleep every few exits so
+// that they resume on the other CPU: every case must still pass, and the
+// VMCS must have changed CPUs.
+func TestSelftestBochsMoves(t *testing.T) {
+	t.Parallel()
+	kernel := KernelPath(t)
+	iso := filepath.Join(t.TempDir(), "keel-moves.iso")
+	if err := media.BuildISO(media.Options{Kernel: kernel, Cmdline: `keel.run="selftest; vm list; poweroff" keel.test.vmx-move`}, iso); err != nil {
+		t.Fatalf("building the ISO image: %v", err)
+	}
+	vm := startBochs(t, iso, bochsCPUs)
+	m := vm.Expect(`(?m)^selftest: (\d+) vCPU moves between CPUs`, bochsTimeout)
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("no vCPU moved between CPUs (%s); the test proves nothing", m[0])
+	}
+	vm.Rewind(0)
+	checkSelftest(t, vm, "vmx", bochsTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("Bochs exit status after poweroff = %d, want 1", status)
 	}
 }
 
