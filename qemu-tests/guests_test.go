@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/keel-hv/keel/boot/media"
 	"github.com/keel-hv/keel/bundle/pack"
 )
 
@@ -50,18 +51,15 @@ func writeBundle(t *testing.T, dir, conf string, files map[string][]byte) string
 	return out
 }
 
-// TestMultibootGuest boots a Multiboot kernel from the boot bundle with a
-// command line and a module; it prints both through the emulated UART and
-// exits through the debug-exit port with a known status. Beside it, a VM
-// whose kernel is garbage is refused with a clear message, and Keel keeps
-// running; and a third waits for the ACPI power button, which `vm stop`
-// presses, after `vm console` has shown its output.
-func TestMultibootGuest(t *testing.T) {
-	t.Parallel()
+// multibootBundle builds the bundle of the Multiboot tests: mb (command
+// line, module, debug-exit), broken (garbage) and mbp (waits for the power
+// button).
+func multibootBundle(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	kernel := buildMultibootTest(t, dir, "mbtest")
 	power := buildMultibootTest(t, dir, "mbpower")
-	bundle := writeBundle(t, dir, `
+	return writeBundle(t, dir, `
 [vm mb]
 kernel = mbtest.elf
 cmdline = "hello=world x"
@@ -81,6 +79,46 @@ kernel = mbpower.elf
 memory = 32M
 autostart = yes
 `, map[string][]byte{"mbtest.elf": kernel, "mbpower.elf": power, "mod.txt": []byte("MODULE-CONTENTS-1234\n"), "junk.bin": make([]byte, 9000)})
+}
+
+// TestMultibootGuestBochs runs the Multiboot guests on the VMX backend:
+// Keel boots from a GRUB ISO under Bochs with the bundle as a module2, the
+// guests print and exit as under QEMU, and `vm stop` (from keel.run, as
+// Bochs has no serial input here) shuts mbp down through its power button.
+func TestMultibootGuestBochs(t *testing.T) {
+	t.Parallel()
+	bundle := multibootBundle(t)
+	iso := filepath.Join(t.TempDir(), "keel-guests.iso")
+	if err := media.BuildISO(media.Options{Kernel: KernelPath(t), Bundle: bundle, Cmdline: `keel.run="vm stop mbp; vm list; poweroff"`}, iso); err != nil {
+		t.Fatalf("building the ISO image: %v", err)
+	}
+	vm := startBochs(t, iso, bochsCPUs)
+	vm.Expect(`keel: ready .* virt=vmx `, bochsTimeout)
+	vm.Expect(`keel: bundle: 3 VMs: broken, mb, mbp`, bochsTimeout)
+	start := vm.Mark()
+	vm.Expect(`\[mb\] mbtest: cmdline: hello=world x\n`, bochsTimeout)
+	vm.Expect(`\[mb\] mbtest: module: mod.txt modarg contents: MODULE-CONTENTS-\n`, bochsTimeout)
+	vm.Expect(`keel: vm mb stopped: the guest wrote to the debug-exit port 0xf4 \(status 67\)`, bochsTimeout)
+	vm.Rewind(start)
+	vm.Expect(`keel: autostart: vm "broken" not started`, bochsTimeout)
+	vm.Rewind(start)
+	vm.Expect(`\[mbp\] mbpower: power button pressed, entering S5`, bochsTimeout)
+	vm.Expect(`keel: mbp shut down`, bochsTimeout)
+	vm.Expect(`(?m)^backend vmx, 3 VMs`, bochsTimeout)
+	if status := vm.Wait(exitTimeout); status != 1 {
+		t.Errorf("Bochs exit status after poweroff = %d, want 1", status)
+	}
+}
+
+// TestMultibootGuest boots a Multiboot kernel from the boot bundle with a
+// command line and a module; it prints both through the emulated UART and
+// exits through the debug-exit port with a known status. Beside it, a VM
+// whose kernel is garbage is refused with a clear message, and Keel keeps
+// running; and a third waits for the ACPI power button, which `vm stop`
+// presses, after `vm console` has shown its output.
+func TestMultibootGuest(t *testing.T) {
+	t.Parallel()
+	bundle := multibootBundle(t)
 
 	vm := Start(t, keelArgs(KernelPath(t), "1G", 2, "-initrd", bundle)...)
 	vm.Expect(`keel: bundle: 3 VMs: broken, mb, mbp`, bootTimeout)
