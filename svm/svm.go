@@ -9,6 +9,7 @@ import (
 	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/hv/arch"
 	"github.com/keel-hv/keel/hv/mem"
+	"github.com/keel-hv/keel/hv/nested"
 )
 
 // Permission maps (APM Vol. 2, 15.10.1 and 15.11): the IOPM has one bit
@@ -170,7 +171,7 @@ type vm struct {
 	b      *Backend
 	name   string
 	owner  mem.Owner
-	npt    *npt
+	npt    *nested.Tables
 	maps   addr.HPA
 	vcpus  []*vcpu
 	shared bool
@@ -191,7 +192,7 @@ func (b *Backend) NewVM(cfg hv.BackendVMConfig) (hv.BackendVM, error) {
 
 // MapMemory implements hv.BackendVM.
 func (m *vm) MapMemory(regions []mem.Region) error {
-	if err := m.npt.free(); err != nil {
+	if err := m.npt.Free(); err != nil {
 		return err
 	}
 	t, err := newNPT(m.b.frames, m.owner, m.b.caps.Huge)
@@ -200,12 +201,12 @@ func (m *vm) MapMemory(regions []mem.Region) error {
 	}
 	m.npt = t
 	for _, r := range regions {
-		if err := t.mapRegion(r); err != nil {
+		if err := t.Map(r); err != nil {
 			return fmt.Errorf("svm: %s: %w", m.name, err)
 		}
 	}
 	for _, c := range m.vcpus {
-		c.v.setU64(VMCB_N_CR3, uint64(t.root))
+		c.v.setU64(VMCB_N_CR3, uint64(t.Root))
 		c.flush = true
 	}
 	return nil
@@ -236,7 +237,7 @@ func (m *vm) NewVCPU(id int) (hv.BackendVCPU, error) {
 	v.setU64(VMCB_MSRPM_BASE_PA, uint64(m.maps)+MSRPM_OFFSET)
 	v.setU32(VMCB_GUEST_ASID, asid)
 	v.setU64(VMCB_NP_ENABLE, 1)
-	v.setU64(VMCB_N_CR3, uint64(m.npt.root))
+	v.setU64(VMCB_N_CR3, uint64(m.npt.Root))
 	// Guest interrupts are virtualised: the guest's RFLAGS.IF masks
 	// only virtual interrupts, host interrupts always exit.
 	v.setU64(VMCB_VINTR, V_INTR_MASKING)
@@ -257,7 +258,7 @@ func (m *vm) NewVCPU(id int) (hv.BackendVCPU, error) {
 
 // Destroy implements hv.BackendVM.
 func (m *vm) Destroy() error {
-	return m.npt.free()
+	return m.npt.Free()
 }
 
 // Destroy implements hv.BackendVCPU.

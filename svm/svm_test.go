@@ -120,7 +120,7 @@ func TestNPT(t *testing.T) {
 		{GPA: 4 << 30, HPA: 6 << 30, Size: 2<<30 + 2<<20},   // above 4 GiB
 	}
 	for _, r := range regions {
-		if err := n.mapRegion(r); err != nil {
+		if err := n.Map(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,12 +135,12 @@ func TestNPT(t *testing.T) {
 		{6<<30 + 1<<20, 8<<30 + 1<<20, 2 << 20, true},
 		{3 << 30, 0, 0, false},
 	} {
-		hpa, size, ok := n.lookup(tc.gpa)
+		hpa, size, _, ok := n.Lookup(tc.gpa)
 		if ok != tc.ok || hpa != tc.hpa || size != tc.size {
 			t.Errorf("lookup(%#x) = %#x, %#x, %v; want %#x, %#x, %v", tc.gpa, hpa, size, ok, tc.hpa, tc.size, tc.ok)
 		}
 	}
-	if err := n.free(); err != nil {
+	if err := n.Free(); err != nil {
 		t.Fatal(err)
 	}
 	if after := frames.Stats(); after.Free != before.Free {

@@ -1,10 +1,8 @@
 package vmx
 
 import (
-	"fmt"
-
-	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/hv/mem"
+	"github.com/keel-hv/keel/hv/nested"
 )
 
 // Extended page tables (SDM Vol. 3C, 29.3 "The Extended Page Table
@@ -33,128 +31,12 @@ const (
 	EPTP_FLAGS  = EPTP_MT_WB | EPTP_WALK_4
 )
 
-// ept builds and owns one VM's extended page tables.
-type ept struct {
-	frames *mem.Frames
-	owner  mem.Owner
-	root   addr.HPA
-	pages  []addr.HPA
-	huge2M bool // 2 MiB pages allowed
-	huge1G bool // 1 GiB pages allowed
+// newEPT allocates a VM's empty extended page tables; huge2M and huge1G
+// allow 2 MiB and 1 GiB pages (IA32_VMX_EPT_VPID_CAP).
+func newEPT(frames *mem.Frames, owner mem.Owner, huge2M, huge1G bool) (*nested.Tables, error) {
+	return nested.New(frames, owner, nested.Format{Name: "vmx: extended page table", Present: EPT_RWX, Large: EPT_LARGE,
+		Addr: EPT_ADDR, Table: EPT_RWX, Leaf: EPT_LEAF, Huge2M: huge2M, Huge1G: huge1G})
 }
 
-// newEPT allocates an empty root table (the PML4).
-func newEPT(frames *mem.Frames, owner mem.Owner, huge2M, huge1G bool) (*ept, error) {
-	t := &ept{frames: frames, owner: owner, huge2M: huge2M, huge1G: huge1G}
-	root, err := t.page()
-	if err != nil {
-		return nil, err
-	}
-	t.root = root
-	return t, nil
-}
-
-// eptp returns the EPT pointer: the root, write-back, 4-level walk.
-func (t *ept) eptp() uint64 { return uint64(t.root) | EPTP_FLAGS }
-
-func (t *ept) page() (addr.HPA, error) {
-	hpa, err := t.frames.Alloc(t.owner, addr.PAGE_SIZE_4K)
-	if err != nil {
-		return 0, fmt.Errorf("vmx: extended page table for %s: %w", t.owner, err)
-	}
-	t.pages = append(t.pages, hpa)
-	return hpa, nil
-}
-
-// table returns the table page at hpa.
-func (t *ept) table(hpa addr.HPA) ([]byte, error) {
-	return t.frames.Host().Slice(hpa, addr.PAGE_SIZE_4K)
-}
-
-// next returns the table that entry i of tbl points to, creating it.
-func (t *ept) next(tbl []byte, i uint64) ([]byte, error) {
-	e := le.Uint64(tbl[i*8:])
-	if e&EPT_RWX != 0 {
-		if e&EPT_LARGE != 0 {
-			return nil, fmt.Errorf("vmx: extended page tables: a large page already maps this range")
-		}
-		return t.table(addr.HPA(e & EPT_ADDR))
-	}
-	hpa, err := t.page()
-	if err != nil {
-		return nil, err
-	}
-	le.PutUint64(tbl[i*8:], uint64(hpa)|EPT_RWX)
-	return t.table(hpa)
-}
-
-// mapRegion maps [gpa, gpa+size) to [hpa, hpa+size) with the largest pages
-// both addresses' alignment and the processor allow.
-func (t *ept) mapRegion(r mem.Region) error {
-	gpa, hpa, end := uint64(r.GPA), uint64(r.HPA), uint64(r.GPA)+r.Size
-	if gpa%addr.PAGE_SIZE_4K != 0 || hpa%addr.PAGE_SIZE_4K != 0 || r.Size%addr.PAGE_SIZE_4K != 0 {
-		return fmt.Errorf("vmx: region %s is not 4 KiB aligned", r)
-	}
-	for gpa < end {
-		pml4, err := t.table(t.root)
-		if err != nil {
-			return err
-		}
-		pdpt, err := t.next(pml4, gpa>>39&511)
-		if err != nil {
-			return err
-		}
-		fits := func(size uint64) bool { return gpa%size == 0 && hpa%size == 0 && gpa+size <= end }
-		if t.huge1G && fits(addr.PAGE_SIZE_1G) {
-			le.PutUint64(pdpt[(gpa>>30&511)*8:], hpa|EPT_LEAF|EPT_LARGE)
-			gpa, hpa = gpa+addr.PAGE_SIZE_1G, hpa+addr.PAGE_SIZE_1G
-			continue
-		}
-		pd, err := t.next(pdpt, gpa>>30&511)
-		if err != nil {
-			return err
-		}
-		if t.huge2M && fits(addr.PAGE_SIZE_2M) {
-			le.PutUint64(pd[(gpa>>21&511)*8:], hpa|EPT_LEAF|EPT_LARGE)
-			gpa, hpa = gpa+addr.PAGE_SIZE_2M, hpa+addr.PAGE_SIZE_2M
-			continue
-		}
-		pt, err := t.next(pd, gpa>>21&511)
-		if err != nil {
-			return err
-		}
-		le.PutUint64(pt[(gpa>>12&511)*8:], hpa|EPT_LEAF)
-		gpa, hpa = gpa+addr.PAGE_SIZE_4K, hpa+addr.PAGE_SIZE_4K
-	}
-	return nil
-}
-
-// lookup walks the tables for gpa (tests and diagnostics): the HPA, the
-// page size and the leaf entry, or ok false when unmapped.
-func (t *ept) lookup(gpa uint64) (hpa uint64, size uint64, leaf uint64, ok bool) {
-	tbl, err := t.table(t.root)
-	for level, shift := 0, uint(39); err == nil && level < 4; level, shift = level+1, shift-9 {
-		e := le.Uint64(tbl[(gpa>>shift&511)*8:])
-		if e&EPT_RWX == 0 {
-			return 0, 0, 0, false
-		}
-		if e&EPT_LARGE != 0 || level == 3 {
-			size = 1 << shift
-			return e&EPT_ADDR&^(size-1) | gpa&(size-1), size, e, true
-		}
-		tbl, err = t.table(addr.HPA(e & EPT_ADDR))
-	}
-	return 0, 0, 0, false
-}
-
-// free returns every table page.
-func (t *ept) free() error {
-	var first error
-	for _, p := range t.pages {
-		if err := t.frames.Free(p); err != nil && first == nil {
-			first = err
-		}
-	}
-	t.pages = nil
-	return first
-}
+// eptp returns the EPT pointer of t: the root, write-back, 4-level walk.
+func eptp(t *nested.Tables) uint64 { return uint64(t.Root) | EPTP_FLAGS }

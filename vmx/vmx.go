@@ -10,6 +10,7 @@ import (
 	"github.com/keel-hv/keel/hv/addr"
 	"github.com/keel-hv/keel/hv/arch"
 	"github.com/keel-hv/keel/hv/mem"
+	"github.com/keel-hv/keel/hv/nested"
 )
 
 // CPUID bit and MSR numbers for detection (SDM Vol. 3C, 24.6 "Discovering
@@ -555,7 +556,7 @@ type vm struct {
 	b       *Backend
 	name    string
 	owner   mem.Owner
-	ept     *ept
+	ept     *nested.Tables
 	maps    [3]addr.HPA
 	regions []mem.Region
 	vcpus   []*vcpu
@@ -576,7 +577,7 @@ func (b *Backend) NewVM(cfg hv.BackendVMConfig) (hv.BackendVM, error) {
 
 // MapMemory implements hv.BackendVM.
 func (m *vm) MapMemory(regions []mem.Region) error {
-	if err := m.ept.free(); err != nil {
+	if err := m.ept.Free(); err != nil {
 		return err
 	}
 	t, err := newEPT(m.b.frames, m.owner, m.b.caps.EPT2M, m.b.caps.EPT1G)
@@ -585,13 +586,13 @@ func (m *vm) MapMemory(regions []mem.Region) error {
 	}
 	m.ept = t
 	for _, r := range regions {
-		if err := t.mapRegion(r); err != nil {
+		if err := t.Map(r); err != nil {
 			return fmt.Errorf("vmx: %s: %w", m.name, err)
 		}
 	}
 	m.regions = append(m.regions[:0], regions...)
 	for _, c := range m.vcpus {
-		c.setEPTP(t.eptp())
+		c.setEPTP(eptp(t))
 		c.hw.flush = 1
 	}
 	return nil
@@ -683,7 +684,7 @@ func (c *vcpu) setupVMCS() {
 	v.write(VM_ENTRY_INTR_INFO_FIELD, 0)
 	v.write(VM_ENTRY_EXCEPTION_ERROR_CODE, 0)
 	v.write(VM_ENTRY_INSTRUCTION_LEN, 0)
-	c.setEPTP(c.vm.ept.eptp())
+	c.setEPTP(eptp(c.vm.ept))
 	if caps.VPID {
 		id, shared := b.vpid()
 		c.flushAlways = shared
@@ -756,7 +757,7 @@ func (c *vcpu) setEPTP(eptp uint64) {
 
 // Destroy implements hv.BackendVM.
 func (m *vm) Destroy() error {
-	return m.ept.free()
+	return m.ept.Free()
 }
 
 // Destroy implements hv.BackendVCPU.

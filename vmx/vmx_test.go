@@ -197,8 +197,8 @@ func TestEPT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := e.eptp(); p&^uint64(0xfff) != uint64(e.root) || p&0xfff != MEMORY_TYPE_WB|3<<3 {
-			t.Errorf("EPTP %#x: want root %s, write-back, 4-level walk", p, e.root)
+		if p := eptp(e); p&^uint64(0xfff) != uint64(e.Root) || p&0xfff != MEMORY_TYPE_WB|3<<3 {
+			t.Errorf("EPTP %#x: want root %s, write-back, 4-level walk", p, e.Root)
 		}
 		for _, r := range []mem.Region{
 			{GPA: 0, HPA: 2 << 30, Size: 1 << 30},               // 1 GiB page
@@ -206,7 +206,7 @@ func TestEPT(t *testing.T) {
 			{GPA: 1<<30 + 4<<20, HPA: 5<<30 + 4096, Size: 8192}, // 4 KiB pages
 			{GPA: 4 << 30, HPA: 6 << 30, Size: 2<<30 + 2<<20},   // above 4 GiB
 		} {
-			if err := e.mapRegion(r); err != nil {
+			if err := e.Map(r); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -225,7 +225,7 @@ func TestEPT(t *testing.T) {
 			{6<<30 + 1<<20, 8<<30 + 1<<20, 2 << 20, true},
 			{3 << 30, 0, 0, false},
 		} {
-			hpa, size, leaf, ok := e.lookup(tc.gpa)
+			hpa, size, leaf, ok := e.Lookup(tc.gpa)
 			if ok != tc.ok || hpa != tc.hpa || size != tc.size {
 				t.Errorf("huge=%v: lookup(%#x) = %#x, %#x, %v; want %#x, %#x, %v", huge, tc.gpa, hpa, size, ok, tc.hpa, tc.size, tc.ok)
 			}
@@ -233,7 +233,7 @@ func TestEPT(t *testing.T) {
 				t.Errorf("leaf %#x for %#x: want read/write/execute, write-back, guest PAT honoured", leaf, tc.gpa)
 			}
 		}
-		if err := e.free(); err != nil {
+		if err := e.Free(); err != nil {
 			t.Fatal(err)
 		}
 		if after := frames.Stats(); after.Free != before.Free {
