@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keel-hv/keel/internal/cachedir"
 	"io"
 	"os"
 	"os/exec"
@@ -204,7 +205,7 @@ func Build(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, &StepError{Step: 3, Name: "free space", Err: err}
 	}
 	step(3, "free space in %s: %s (need %s)", parent, formatBytes(have), formatBytes(opts.NeedBytes))
-	removeStaleTemps(parent, time.Now().Add(-6*time.Hour))
+	cachedir.RemoveStaleTemps(parent, time.Now().Add(-6*time.Hour))
 
 	// 4-6 work in a temporary directory next to the final one.
 	tmp, err := os.MkdirTemp(parent, ".tmp-"+key+"-")
@@ -377,37 +378,7 @@ func writeStamp(dir, key, version string, base BaseGo, patches []Patch) error {
 // the race, its result is kept and tmp is dropped; a final directory without
 // a valid stamp (left by hand) is replaced.
 func install(tmp, final, key string) error {
-	err := os.Rename(tmp, final)
-	if err == nil {
-		return nil
-	}
-	if Cached(final, key) {
-		return os.RemoveAll(tmp)
-	}
-	if _, serr := os.Stat(final); serr == nil {
-		if err := os.RemoveAll(final); err != nil {
-			return fmt.Errorf("removing incomplete %s: %w", final, err)
-		}
-		return os.Rename(tmp, final)
-	}
-	return err
-}
-
-// removeStaleTemps deletes temporary build directories in dir last modified
-// before cutoff: leftovers of builds killed without a chance to clean up.
-func removeStaleTemps(dir string, cutoff time.Time) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), ".tmp-") {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
-	}
+	return cachedir.Install(tmp, final, func(dir string) bool { return Cached(dir, key) })
 }
 
 // CheckPinned checks, without building anything, that the patches in

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keel-hv/keel/internal/cachedir"
 	"io"
 	"os"
 	"os/exec"
@@ -80,7 +81,7 @@ func Fetch(ctx context.Context, o Options) (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", fmt.Errorf("creating the kernel cache: %w (set KEEL_CACHE to a writable directory)", err)
 	}
-	removeStaleTemps(parent, time.Now().Add(-time.Hour))
+	cachedir.RemoveStaleTemps(parent, time.Now().Add(-time.Hour))
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
 		return "", fmt.Errorf("creating the kernel cache: %w (set KEEL_CACHE to a writable directory)", err)
@@ -336,37 +337,7 @@ func writeFile(path string, r io.Reader) error {
 // unusable final directory. If another fetch finished first, its result is
 // kept.
 func install(tmp, final string) error {
-	err := os.Rename(tmp, final)
-	if err == nil {
-		return nil
-	}
-	if checkKernel(filepath.Join(final, KernelFile)) == nil {
-		return nil
-	}
-	if _, serr := os.Stat(final); serr == nil {
-		if err := os.RemoveAll(final); err != nil {
-			return fmt.Errorf("removing the unusable %s: %w", final, err)
-		}
-		return os.Rename(tmp, final)
-	}
-	return err
-}
-
-// removeStaleTemps deletes the temporary directories in dir last modified
-// before cutoff: leftovers of fetches that were killed.
-func removeStaleTemps(dir string, cutoff time.Time) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), ".tmp-") {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
-	}
+	return cachedir.Install(tmp, final, func(dir string) bool { return checkKernel(filepath.Join(dir, KernelFile)) == nil })
 }
 
 // prefixWriter writes each line with a prefix.
