@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/keel-hv/keel/boot/media"
@@ -79,6 +80,35 @@ kernel = mbpower.elf
 memory = 32M
 autostart = yes
 `, map[string][]byte{"mbtest.elf": kernel, "mbpower.elf": power, "mod.txt": []byte("MODULE-CONTENTS-1234\n"), "junk.bin": make([]byte, 9000)})
+}
+
+// TestGuestResetRestarts boots a guest that resets its machine through
+// port 0xCF9 as soon as it runs: Keel restarts the VM each time, up to its
+// limit of restarts in a row (kernel/manager.MAX_RESTARTS), then leaves it
+// stopped with the reason.
+func TestGuestResetRestarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bundle := writeBundle(t, dir, `
+[vm mbr]
+kernel = mbreset.elf
+memory = 32M
+autostart = yes
+`, map[string][]byte{"mbreset.elf": buildMultibootTest(t, dir, "mbreset")})
+	vm := Start(t, keelArgs(KernelPath(t), "1G", 2, "-initrd", bundle)...)
+	vm.Expect(`\[mbr\] mbreset: resetting the machine`, bootTimeout)
+	vm.Expect(`keel: vm mbr stopped: the guest reset the machine`, stepTimeout)
+	vm.Expect(`keel: vm mbr started`, stepTimeout)
+	vm.Expect(`\[mbr\] mbreset: resetting the machine`, stepTimeout)
+	// 1 start by autostart + 16 restarts, then it stays stopped.
+	vm.Expect(`keel: vm mbr: reset \d+ times in a row; left stopped\n`, 2*stepTimeout)
+	starts := strings.Count(vm.Console(), "keel: vm mbr started")
+	if starts != 17 {
+		t.Errorf("the VM started %d times, want 17 (autostart and 16 restarts)", starts)
+	}
+	vm.Send("vm info mbr\r")
+	vm.Expect(`(?m)^state: +stopped`, stepTimeout)
+	vm.Expect(`(?m)^last: +the guest reset the machine`, stepTimeout)
 }
 
 // TestMultibootGuestBochs runs the Multiboot guests on the VMX backend:

@@ -35,8 +35,12 @@ const ESCAPE = 0x1d
 const STOP_TIMEOUT = 10 * time.Second
 
 // MAX_RESTARTS bounds how many resets in a row restart a VM without an
-// operator: a guest stuck in a reset loop is left stopped.
-const MAX_RESTARTS = 16
+// operator: a guest stuck in a reset loop is left stopped. A run that
+// lasted RESTART_WINDOW or longer starts the count again.
+const (
+	MAX_RESTARTS   = 16
+	RESTART_WINDOW = time.Minute
+)
 
 var (
 	// ErrNoVM is wrapped by errors for unknown VM names.
@@ -263,12 +267,18 @@ func (mg *Manager) watch(e *vmEntry, m *machine.Machine) {
 	m.Destroy()
 	mg.mu.Lock()
 	e.m, e.last = nil, &in
+	if time.Since(e.started) >= RESTART_WINDOW {
+		e.restarts = 0
+	}
 	restart := reset && e.restarts < MAX_RESTARTS
 	if restart {
 		e.restarts++
 	}
 	mg.mu.Unlock()
 	fmt.Fprintf(mg.log, "keel: vm %s %s: %s\n", e.cfg.Name, in.State, in.Reason)
+	if reset && !restart {
+		fmt.Fprintf(mg.log, "keel: vm %s: reset %d times in a row; left stopped\n", e.cfg.Name, MAX_RESTARTS+1)
+	}
 	if restart {
 		if err := mg.start(e); err != nil {
 			fmt.Fprintf(mg.log, "keel: vm %s: restart after reset failed: %v\n", e.cfg.Name, err)
