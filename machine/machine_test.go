@@ -10,8 +10,8 @@ import (
 	"github.com/keel-hv/keel/devices/vclock"
 	"github.com/keel-hv/keel/hv"
 	"github.com/keel-hv/keel/hv/addr"
-	"github.com/keel-hv/keel/hv/hvtest"
 	"github.com/keel-hv/keel/hv/arch"
+	"github.com/keel-hv/keel/hv/hvtest"
 	"github.com/keel-hv/keel/hv/mem"
 )
 

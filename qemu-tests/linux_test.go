@@ -115,7 +115,6 @@ func parseUptime(t *testing.T, s string) time.Duration {
 	return d
 }
 
-
 // guestCmdline is the reference guest's command line (guest/bundle/keel.conf).
 const guestCmdline = "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check 8250.nr_uarts=1 nokaslr"
 

@@ -438,4 +438,3 @@ func (mg *Manager) Console(name string, in io.Reader, out io.Writer) error {
 		}
 	}
 }
-

@@ -21,7 +21,7 @@ const (
 	RTC_YEAR     = 0x09
 	RTC_STATUS_A = 0x0a
 	RTC_STATUS_B = 0x0b
-	RTC_CENTURY  = 0x32 // the ACPI FADT's default century register
+	RTC_CENTURY  = 0x32   // the ACPI FADT's default century register
 	RTC_UIP      = 1 << 7 // status A: update in progress
 	RTC_24H      = 1 << 1 // status B: 24-hour mode
 	RTC_BINARY   = 1 << 2 // status B: binary, not BCD
